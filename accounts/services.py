@@ -1,0 +1,166 @@
+"""Writes for workspaces, members and API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import zoneinfo
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.models import ApiKey, ApiKeyScope, Membership, Role, Workspace
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+
+User = get_user_model()
+
+WORKSPACE_EDITABLE_FIELDS = {
+    "name", "time_zone", "from_name", "from_email", "reply_to", "postal_address", "sending_rate_per_second",
+}  # fmt: skip
+
+
+def validate_time_zone(*, field: str, value: str) -> str:
+    """An IANA zone name (`Europe/Berlin`), or a ValidationFailed naming `field`."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValidationFailed.for_field(field, f"'{value}' is not a known IANA time zone.", code="invalid_time_zone")
+    return value
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:60] or "workspace"
+    slug, n = base, 1
+    while Workspace.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def workspace_create(*, name: str, owner: AbstractBaseUser, time_zone: str = "UTC", **fields: object) -> Workspace:
+    """Create a workspace with `owner` as its owner."""
+    if not name.strip():
+        raise ValidationFailed.for_field("name", "This field may not be blank.")
+    validate_time_zone(field="time_zone", value=time_zone)
+    unknown = set(fields) - WORKSPACE_EDITABLE_FIELDS
+    if unknown:
+        raise ValidationFailed(f"Unknown workspace fields: {', '.join(sorted(unknown))}")
+    workspace = Workspace.objects.create(name=name.strip(), slug=_unique_slug(name), time_zone=time_zone, **fields)
+    Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+    return workspace
+
+
+def workspace_update(*, workspace: Workspace, **fields: object) -> Workspace:
+    unknown = set(fields) - WORKSPACE_EDITABLE_FIELDS
+    if unknown:
+        raise ValidationFailed(f"Unknown workspace fields: {', '.join(sorted(unknown))}")
+    if "time_zone" in fields:
+        validate_time_zone(field="time_zone", value=str(fields["time_zone"]))
+    for name, value in fields.items():
+        setattr(workspace, name, value)
+    workspace.save(update_fields=[*fields, "updated_at"])
+    return workspace
+
+
+def user_get_or_create(*, email: str, password: str | None = None) -> tuple[AbstractBaseUser, bool]:
+    """Users log in with their email, which is also their username."""
+    email = User.objects.normalize_email(email).strip()
+    user = User.objects.filter(username__iexact=email).first()
+    if user is not None:
+        return user, False
+    user = User.objects.create_user(username=email, email=email, password=password)
+    return user, True
+
+
+def membership_add(
+    *, workspace: Workspace, email: str, role: str, password: str | None = None, by_role: str
+) -> Membership:
+    _check_may_grant(role=role, by_role=by_role)
+    user, _ = user_get_or_create(email=email, password=password)
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(workspace=workspace, user=user, role=role)
+    except IntegrityError:
+        raise Conflict(f"{email} is already a member of this workspace.", code="already_member")
+
+
+def membership_update(*, membership: Membership, role: str, by_role: str) -> Membership:
+    _check_may_grant(role=role, by_role=by_role)
+    _check_may_grant(role=membership.role, by_role=by_role)
+    if membership.role == Role.OWNER and role != Role.OWNER:
+        _check_not_last_owner(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+def membership_remove(*, membership: Membership, by_role: str) -> None:
+    _check_may_grant(role=membership.role, by_role=by_role)
+    if membership.role == Role.OWNER:
+        _check_not_last_owner(membership)
+    membership.delete()
+
+
+def _check_may_grant(*, role: str, by_role: str) -> None:
+    if role not in Role.values:
+        raise ValidationFailed.for_field("role", f"'{role}' is not one of {', '.join(Role.values)}.")
+    if role == Role.OWNER and by_role != Role.OWNER:
+        raise PermissionDenied("Only an owner can grant, change or remove the owner role.")
+
+
+def _check_not_last_owner(membership: Membership) -> None:
+    owners = Membership.objects.filter(workspace_id=membership.workspace_id, role=Role.OWNER)
+    if owners.exclude(pk=membership.pk).count() == 0:
+        raise Conflict("A workspace keeps at least one owner.", code="last_owner")
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    api_key: ApiKey
+    secret: str  # the full key; never stored, shown once
+
+
+def _hash_secret(secret: str) -> str:
+    # The secret has 256 bits of entropy, so a fast hash is safe and keeps authentication cheap.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_key_create(*, workspace: Workspace, name: str, scope: str, created_by: AbstractBaseUser | None) -> IssuedApiKey:
+    if scope not in ApiKeyScope.values:
+        raise ValidationFailed.for_field("scope", f"'{scope}' is not one of {', '.join(ApiKeyScope.values)}.")
+    if not name.strip():
+        raise ValidationFailed.for_field("name", "This field may not be blank.")
+    prefix = ApiKey.PREFIX + secrets.token_hex(4)
+    secret = f"{prefix}.{secrets.token_urlsafe(32)}"
+    api_key = ApiKey.objects.create(
+        workspace=workspace, name=name.strip(), prefix=prefix, hashed_secret=_hash_secret(secret), scope=scope,
+        created_by=created_by,
+    )  # fmt: skip
+    return IssuedApiKey(api_key=api_key, secret=secret)
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_authenticate(*, secret: str) -> ApiKey:
+    """The active key whose secret this is; NotFound for anything else (no hint which part was wrong)."""
+    prefix = secret.split(".", 1)[0]
+    api_key = ApiKey.objects.select_related("workspace").filter(prefix=prefix, revoked_at__isnull=True).first()
+    if api_key is None or not hmac.compare_digest(api_key.hashed_secret, _hash_secret(secret)):
+        raise NotFound("Invalid API key.", code="invalid_api_key")
+    now = timezone.now()
+    # Recording every use would be a write per request; a minute's precision is enough to audit keys.
+    if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key

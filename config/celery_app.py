@@ -1,0 +1,22 @@
+"""The Celery app: `celery -A config worker` and `celery -A config beat` find it here."""
+
+import os
+
+from celery import Celery
+from kombu import Queue as KombuQueue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("email_sequence")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+app.autodiscover_tasks(["config"], related_name="tasks")
+
+
+def _declare_queues() -> None:
+    from config.queues import Queue
+
+    app.conf.task_queues = [KombuQueue(queue.value) for queue in Queue]
+
+
+_declare_queues()

@@ -1,0 +1,24 @@
+"""URLs: the API under /api/v1/, its schema and docs, the admin, health and metrics."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django_prometheus import exports
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config import health
+
+api_v1 = [
+    path("", include("accounts.api.urls")),
+    path("", include("subscribers.api.urls")),
+    path("", include("sequences.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("health", health.health, name="health"),
+    path("health/ready", health.health_ready, name="health-ready"),
+    path("metrics", exports.ExportToDjangoView, name="prometheus-django-metrics"),
+]

@@ -1,0 +1,74 @@
+"""Maps every API failure to `{"error": {"code", "message", "details"}}` with the right status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from core.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _first_message(details: Any, path: str = "") -> str:
+    """A sentence that names the first failing field, e.g. `email: Enter a valid email address.`"""
+    if isinstance(details, dict) and details:
+        key, value = next(iter(details.items()))
+        name = key if key != "non_field_errors" else ""
+        return _first_message(value, f"{path}.{name}".strip(".") if name else path)
+    if isinstance(details, list) and details:
+        first = next((item for item in details if item), details[0])
+        index = details.index(first)
+        if isinstance(first, dict | list) and first:
+            return _first_message(first, f"{path}[{index}]")
+        return f"{path}: {first}" if path else str(first)
+    return f"{path}: {details}" if path else str(details)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    headers: dict[str, str] = {}
+    if isinstance(exc, ApplicationError):
+        set_rollback()
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(details)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body("payload_too_large", "The request body is too large."),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if not isinstance(exc, exceptions.APIException):
+        return None  # Django's 500 handling (core.middleware turns it into JSON)
+
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait) + 1)
+    set_rollback()
+
+    if isinstance(exc, exceptions.ValidationError):
+        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return Response(
+            error_body("validation_error", _first_message(details), details),
+            status=exc.status_code,
+            headers=headers,
+        )
+    code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+    return Response(error_body(str(code), str(exc.detail)), status=exc.status_code, headers=headers)

@@ -1,0 +1,171 @@
+"""Templates, sequences and their steps, enrollments, and the local outbox of the embedded mode."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Workspace
+from subscribers.models import Subscriber
+
+
+class Template(models.Model):
+    """An email's content. Subject, preheader, HTML and text may use merge tags (Django template syntax)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="templates")
+    name = models.CharField(max_length=200)
+    subject = models.CharField(max_length=255)
+    preheader = models.CharField(max_length=255, blank=True)
+    html = models.TextField()
+    text = models.TextField(blank=True, help_text="Plain-text part; generated from the HTML when empty.")
+    from_name = models.CharField(max_length=200, blank=True, help_text="Overrides the workspace's.")
+    from_email = models.EmailField(blank=True, help_text="Overrides the workspace's.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SequenceStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    ARCHIVED = "archived", "Archived"
+
+
+class ReEntry(models.TextChoices):
+    NEVER = "never", "Never: once per subscriber"
+    AFTER_COMPLETION = "after_completion", "Again after finishing or exiting"
+    ALWAYS = "always", "Always (a new enrollment each time; one active at a time)"
+
+
+def all_days() -> list[int]:
+    return [0, 1, 2, 3, 4, 5, 6]
+
+
+class Sequence(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="sequences")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=SequenceStatus.choices, default=SequenceStatus.DRAFT)
+    # Send window in the subscriber's time zone (the workspace's when the subscriber has none).
+    # Days are ISO weekdays counted from Monday = 0; hours are [start, end) on a 24-hour clock.
+    send_days = models.JSONField(default=all_days, blank=True)
+    send_start_hour = models.PositiveSmallIntegerField(default=0)
+    send_end_hour = models.PositiveSmallIntegerField(default=24)
+    re_entry = models.CharField(max_length=16, choices=ReEntry.choices, default=ReEntry.NEVER)
+    goal_event = models.CharField(max_length=100, blank=True, help_text="An event name; reaching it exits.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DelayUnit(models.TextChoices):
+    SECONDS = "seconds", "Seconds"
+    MINUTES = "minutes", "Minutes"
+    HOURS = "hours", "Hours"
+    DAYS = "days", "Days"
+    WEEKS = "weeks", "Weeks"
+
+
+class Step(models.Model):
+    """An email step: wait `delay`, then send `template`. Steps run in `position` order."""
+
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=200, blank=True)
+    template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="steps")
+    delay_value = models.PositiveIntegerField(default=0)
+    delay_unit = models.CharField(max_length=8, choices=DelayUnit.choices, default=DelayUnit.DAYS)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sequence", "position", "id"]
+        indexes = [models.Index(fields=["sequence", "position"], name="step_sequence_position")]
+
+    def __str__(self) -> str:
+        return self.name or f"Step {self.position}"
+
+    @property
+    def delay(self) -> timedelta:
+        return timedelta(**{self.delay_unit: self.delay_value})
+
+
+class EnrollmentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    COMPLETED = "completed", "Completed"
+    EXITED = "exited", "Exited"
+    FAILED = "failed", "Failed"
+
+
+class Enrollment(models.Model):
+    """A subscriber's way through a sequence. The scheduler picks up active ones by `next_run_at`."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="enrollments")
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="enrollments")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="enrollments")
+    status = models.CharField(max_length=16, choices=EnrollmentStatus.choices, default=EnrollmentStatus.ACTIVE)
+    current_step = models.ForeignKey(
+        Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="The next step to run."
+    )
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    enrolled_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    exit_reason = models.CharField(max_length=255, blank=True)
+    source = models.CharField(max_length=100, blank=True, help_text="api, admin, workflow, ...")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sequence", "subscriber"],
+                condition=Q(status="active"),
+                name="enrollment_one_active_per_subscriber",
+            ),
+        ]
+        indexes = [
+            # The scheduler's only way to find due work: active enrollments by due time.
+            models.Index(fields=["next_run_at"], condition=Q(status="active"), name="enrollment_due"),
+            models.Index(fields=["sequence", "status"], name="enrollment_sequence_status"),
+            models.Index(fields=["subscriber", "sequence"], name="enrollment_subscriber"),
+        ]
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} in {self.sequence_id} ({self.status})"
+
+
+class OutboxEmail(models.Model):
+    """An email the embedded mode 'sent': stored here instead of leaving the machine."""
+
+    message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    from_email = models.CharField(max_length=320)
+    to = models.JSONField(default=list)
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    raw = models.TextField(help_text="The whole MIME message as it would have been sent.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "outbox email"
+
+    def __str__(self) -> str:
+        return f"{self.subject} → {', '.join(self.to)}"

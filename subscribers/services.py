@@ -1,0 +1,88 @@
+"""Writes for subscribers, lists, tags, suppressions and the event log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Workspace
+from subscribers.models import Event, EventType, Subscriber
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[Event], None]
+_event_handlers: list[EventHandler] = []
+
+
+def event_handler_register(handler: EventHandler) -> EventHandler:
+    """Higher apps register here from their AppConfig.ready(); handlers run after the event commits."""
+    if handler not in _event_handlers:
+        _event_handlers.append(handler)
+    return handler
+
+
+def _event_dispatch(event: Event) -> None:
+    for handler in list(_event_handlers):
+        try:
+            handler(event)
+        except Exception:  # one broken handler must not stop the others, nor the caller
+            logger.exception("Event handler %r failed for event %s", handler, event.pk)
+
+
+def event_record(
+    *,
+    workspace: Workspace,
+    subscriber: Subscriber | None,
+    type: str = EventType.CUSTOM,
+    name: str = "",
+    properties: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+    message_id: int | None = None,
+    sequence_id: int | None = None,
+    step_id: int | None = None,
+    campaign_id: int | None = None,
+    revenue: Decimal | None = None,
+    currency: str = "",
+    dedupe_key: str | None = None,
+) -> tuple[Event, bool]:
+    """Write one event to the log; returns (event, created).
+
+    With a `dedupe_key` already used in the workspace, the existing event is returned and nothing is
+    written or dispatched. After the surrounding transaction commits, the event is handed to every
+    registered handler.
+    """
+    if subscriber is not None and subscriber.workspace_id != workspace.pk:
+        raise ValueError("subscriber belongs to another workspace")
+    if dedupe_key:
+        existing = Event.objects.filter(workspace=workspace, dedupe_key=dedupe_key).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            event = Event.objects.create(
+                workspace=workspace,
+                subscriber=subscriber,
+                type=type,
+                name=name or str(type),
+                properties=properties or {},
+                occurred_at=occurred_at or timezone.now(),
+                message_id=message_id,
+                sequence_id=sequence_id,
+                step_id=step_id,
+                campaign_id=campaign_id,
+                revenue=revenue,
+                currency=currency.upper(),
+                dedupe_key=dedupe_key or None,
+            )
+    except IntegrityError:
+        if not dedupe_key:
+            raise
+        return Event.objects.get(workspace=workspace, dedupe_key=dedupe_key), False
+    transaction.on_commit(lambda: _event_dispatch(event))
+    return event, True
