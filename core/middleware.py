@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -21,6 +22,8 @@ class JsonErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(JSON_PREFIXES) and self._too_large(request):
+            return JsonResponse(error_body("payload_too_large", "The request body is too large."), status=413)
         response = self.get_response(request)
         if (
             request.path.startswith(JSON_PREFIXES)
@@ -29,6 +32,17 @@ class JsonErrorMiddleware:
         ):
             return JsonResponse(error_body("not_found", "Not found."), status=404)
         return response
+
+    @staticmethod
+    def _too_large(request: HttpRequest) -> bool:
+        """DRF reads JSON bodies from the raw stream, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE check."""
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return False
+        multipart = request.content_type == "multipart/form-data"
+        limit = settings.IMPORT_MAX_FILE_SIZE if multipart else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return length > limit
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith(JSON_PREFIXES):

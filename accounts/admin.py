@@ -1,0 +1,76 @@
+"""Admin for workspaces, members and API keys. Keys are created through the service and shown once."""
+
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from accounts import services
+from accounts.models import ApiKey, IdempotencyRecord, Membership, Workspace
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "time_zone", "from_email", "sending_rate_per_second", "created_at"]
+    search_fields = ["name", "slug", "from_email"]
+    list_filter = ["time_zone"]
+    readonly_fields = ["created_at", "updated_at"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "workspace", "role", "created_at"]
+    list_filter = ["role", "workspace"]
+    search_fields = ["user__username", "user__email", "workspace__name"]
+    autocomplete_fields = ["user", "workspace"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "workspace", "scope", "created_by", "last_used_at", "revoked_at"]
+    list_filter = ["scope", "workspace", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "workspace__name"]
+    fields = ["workspace", "name", "scope", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_selected"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+        if obj is not None:  # a key's workspace and scope are fixed once issued
+            return [*self.readonly_fields, "workspace", "scope"]
+        return self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        issued = services.api_key_create(
+            workspace=obj.workspace, name=obj.name, scope=obj.scope, created_by=request.user
+        )
+        obj.pk = issued.api_key.pk
+        obj.refresh_from_db()
+        messages.warning(request, f"The new key is {issued.secret} — copy it now, it will not be shown again.")
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke_selected(self, request: HttpRequest, queryset) -> None:
+        for api_key in queryset:
+            services.api_key_revoke(api_key=api_key)
+        self.message_user(request, f"Revoked {queryset.count()} key(s).")
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(admin.ModelAdmin):
+    list_display = ["key", "workspace", "principal", "response_status", "created_at"]
+    list_filter = ["workspace"]
+    search_fields = ["key"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
