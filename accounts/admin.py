@@ -1,6 +1,7 @@
 """Admin for workspaces, members and API keys. Keys are created through the service and shown once."""
 
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 
 from accounts import services
@@ -50,7 +51,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
             obj.save(update_fields=["name"])
             return
         issued = services.api_key_create(
-            workspace=obj.workspace, name=obj.name, scope=obj.scope, created_by=request.user
+            workspace=obj.workspace,
+            name=obj.name,
+            scope=obj.scope,
+            created_by=request.user if isinstance(request.user, User) else None,
         )
         obj.pk = issued.api_key.pk
         obj.refresh_from_db()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
+from rest_framework.request import Request
 
 from accounts.models import ApiKey
 from accounts.services import api_key_authenticate
@@ -26,6 +28,14 @@ class ApiKeyUser:
 
     def __str__(self) -> str:
         return f"API key {self.api_key.prefix}"
+
+
+def acting_user(request: Request) -> User | None:
+    """The signed-in person behind a request; None for API keys (and anonymous callers)."""
+    user = request.user
+    if isinstance(user, User) and user.is_authenticated:
+        return user
+    return None
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

@@ -17,7 +17,7 @@ class Role(models.TextChoices):
     @classmethod
     def rank(cls, role: str) -> int:
         """Roles are ordered: each can do everything the ones before it can."""
-        return [cls.VIEWER, cls.MARKETER, cls.ADMIN, cls.OWNER].index(role)
+        return [cls.VIEWER.value, cls.MARKETER.value, cls.ADMIN.value, cls.OWNER.value].index(role)
 
 
 class Workspace(models.Model):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from accounts.models import ApiKey, Membership, Role, Workspace
@@ -17,7 +17,7 @@ class WorkspaceAccess:
     role: str
 
 
-def workspace_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Workspace]:
+def workspace_list_for_user(*, user: User) -> QuerySet[Workspace]:
     return Workspace.objects.filter(memberships__user=user).order_by("name")
 
 
@@ -29,7 +29,7 @@ def workspace_access_for_api_key(*, api_key: ApiKey, requested: str | None) -> W
     return WorkspaceAccess(workspace=workspace, role=Role.MARKETER if api_key.can_write else Role.VIEWER)
 
 
-def workspace_access_for_user(*, user: AbstractBaseUser, requested: str | None) -> WorkspaceAccess:
+def workspace_access_for_user(*, user: User, requested: str | None) -> WorkspaceAccess:
     """The workspace named by `requested` (id or slug), or the user's only one.
 
     A workspace the user is not a member of answers exactly like one that does not exist.

@@ -8,16 +8,13 @@ import secrets
 import zoneinfo
 from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import ApiKey, ApiKeyScope, Membership, Role, Workspace
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-
-User = get_user_model()
 
 WORKSPACE_EDITABLE_FIELDS = {
     "name", "time_zone", "from_name", "from_email", "reply_to", "postal_address", "sending_rate_per_second",
@@ -43,7 +40,7 @@ def _unique_slug(name: str) -> str:
 
 
 @transaction.atomic
-def workspace_create(*, name: str, owner: AbstractBaseUser, time_zone: str = "UTC", **fields: object) -> Workspace:
+def workspace_create(*, name: str, owner: User, time_zone: str = "UTC", **fields: object) -> Workspace:
     """Create a workspace with `owner` as its owner."""
     if not name.strip():
         raise ValidationFailed.for_field("name", "This field may not be blank.")
@@ -68,7 +65,7 @@ def workspace_update(*, workspace: Workspace, **fields: object) -> Workspace:
     return workspace
 
 
-def user_get_or_create(*, email: str, password: str | None = None) -> tuple[AbstractBaseUser, bool]:
+def user_get_or_create(*, email: str, password: str | None = None) -> tuple[User, bool]:
     """Users log in with their email, which is also their username."""
     email = User.objects.normalize_email(email).strip()
     user = User.objects.filter(username__iexact=email).first()
@@ -131,7 +128,7 @@ def _hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def api_key_create(*, workspace: Workspace, name: str, scope: str, created_by: AbstractBaseUser | None) -> IssuedApiKey:
+def api_key_create(*, workspace: Workspace, name: str, scope: str, created_by: User | None) -> IssuedApiKey:
     if scope not in ApiKeyScope.values:
         raise ValidationFailed.for_field("scope", f"'{scope}' is not one of {', '.join(ApiKeyScope.values)}.")
     if not name.strip():

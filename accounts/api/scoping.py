@@ -7,10 +7,12 @@ declare `queryset` (or `scoped_queryset()` to add joins and annotations) and the
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from rest_framework import permissions
+from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 
 from accounts.authentication import ApiKeyUser
@@ -28,8 +30,8 @@ def resolve_workspace_access(request: Request) -> WorkspaceAccess:
         if isinstance(request.user, ApiKeyUser):
             access = workspace_access_for_api_key(api_key=request.user.api_key, requested=requested)
         else:
-            access = workspace_access_for_user(user=request.user, requested=requested)
-        request._workspace_access = access
+            access = workspace_access_for_user(user=cast(User, request.user), requested=requested)
+        request._workspace_access = access  # type: ignore[attr-defined]
     return access
 
 
@@ -46,15 +48,17 @@ class HasWorkspaceRole(permissions.BasePermission):
         return Role.rank(access.role) >= Role.rank(required)
 
 
-class WorkspaceScopedMixin:
+_Base: Any = GenericAPIView if TYPE_CHECKING else object
+
+
+class WorkspaceScopedMixin(_Base):
     """Mix into a DRF GenericAPIView or ViewSet in front of it."""
 
-    queryset: ClassVar[QuerySet | None] = None
     scope_field: ClassVar[str] = "workspace"
     read_role: ClassVar[str] = Role.VIEWER
     write_role: ClassVar[str] = Role.MARKETER
     action_roles: ClassVar[dict[str, str]] = {}
-    permission_classes = [permissions.IsAuthenticated, HasWorkspaceRole]
+    permission_classes: Any = [permissions.IsAuthenticated, HasWorkspaceRole]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

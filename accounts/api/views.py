@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from django.contrib.auth.models import User
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -22,7 +25,7 @@ from accounts.api.serializers import (
     WorkspaceSerializer,
     WorkspaceWriteSerializer,
 )
-from accounts.authentication import ApiKeyUser
+from accounts.authentication import ApiKeyUser, acting_user
 from accounts.idempotency import idempotent, idempotent_response
 from accounts.models import ApiKey, Membership, Role, Workspace
 from accounts.selectors import workspace_list_for_user
@@ -71,7 +74,7 @@ class WorkspaceViewSet(
             return Workspace.objects.none()
         if isinstance(self.request.user, ApiKeyUser):
             return Workspace.objects.filter(pk=self.request.user.api_key.workspace_id)
-        return workspace_list_for_user(user=self.request.user)
+        return workspace_list_for_user(user=cast(User, self.request.user))
 
     def get_serializer_context(self):
         context = super().get_serializer_context()
@@ -87,18 +90,19 @@ class WorkspaceViewSet(
         return context
 
     def create(self, request: Request, *args, **kwargs) -> Response:
-        if isinstance(request.user, ApiKeyUser):
+        user = acting_user(request)
+        if user is None:
             raise PermissionDenied("API keys cannot create workspaces; sign in as a user.")
 
         def run() -> Response:
             serializer = WorkspaceWriteSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
-            workspace = services.workspace_create(owner=request.user, **serializer.validated_data)
+            workspace = services.workspace_create(owner=user, **serializer.validated_data)
             context = {**self.get_serializer_context(), "roles": {workspace.pk: Role.OWNER}}
             return Response(WorkspaceSerializer(workspace, context=context).data, status=status.HTTP_201_CREATED)
 
         # Workspace creation has no workspace yet: keys are scoped to the caller's own first workspace.
-        scope = workspace_list_for_user(user=request.user).first()
+        scope = workspace_list_for_user(user=user).first()
         return run() if scope is None else idempotent_response(workspace=scope, request=request, run=run)
 
     def partial_update(self, request: Request, *args, **kwargs) -> Response:
@@ -171,7 +175,9 @@ class ApiKeyViewSet(
     def create(self, request: Request, *args, **kwargs) -> Response:
         serializer = ApiKeyCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        issued = services.api_key_create(workspace=self.workspace, created_by=request.user, **serializer.validated_data)
+        issued = services.api_key_create(
+            workspace=self.workspace, created_by=acting_user(request), **serializer.validated_data
+        )
         data = {**ApiKeySerializer(issued.api_key).data, "key": issued.secret}
         return Response(data, status=status.HTTP_201_CREATED)
 
