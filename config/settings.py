@@ -9,9 +9,11 @@ from django.core.exceptions import ImproperlyConfigured
 from config.embedded import embedded_redis_url, redis_url_for_celery
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
+
+# Runtime state of the embedded mode (SQLite file, embedded Redis, static files, beat pidfile).
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 DJANGO_ENV = env.str("DJANGO_ENV", default="development")
 if DJANGO_ENV not in {"development", "test", "production"}:
@@ -55,6 +57,7 @@ INSTALLED_APPS = [
     "accounts",
     "subscribers",
     "sequences",
+    "config.apps.ProjectConfig",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,11 @@
+"""`config` as an installed app: the top of the stack, home of the operational management commands."""
+
+from django.apps import AppConfig
+
+
+class ProjectConfig(AppConfig):
+    # Layer 5: it may import every app (run_embedded, load_demo_data); no app imports it back except
+    # for settings, queues and the beat registry. It has no models.
+    name = "config"
+    label = "config"
+    verbose_name = "Project configuration"
