@@ -135,7 +135,7 @@ def _compile(source: str, *, field: str) -> DjangoTemplate:
     engine = html_engine() if field not in PLAIN_FIELDS else plain_engine()
     try:
         return engine.from_string(source)
-    except Exception as exc:  # TemplateSyntaxError mostly; any failure to compile is the template's fault
+    except Exception as exc:  # noqa: BLE001 - mostly TemplateSyntaxError; any failure is the template's fault
         debug = getattr(exc, "template_debug", None) or {}
         message = _ON_LINE.sub("", str(exc)).replace(_DJANGO_HINT, _HINT) or type(exc).__name__
         raise TemplateCompileError(field=field, line=debug.get("line"), message=message)
@@ -188,7 +188,7 @@ class CompiledTemplate:
     def _render(field: str, template: DjangoTemplate, context: Mapping[str, Any], *, autoescape: bool) -> str:
         try:
             return template.render(Context(dict(context), autoescape=autoescape))
-        except Exception as exc:  # a filter given odd data must not take a batch (or a request) down
+        except Exception as exc:  # noqa: BLE001 - a filter given odd data must not take a batch down
             raise TemplateRenderError(field=field, message=_ON_LINE.sub("", str(exc)) or type(exc).__name__)
 
 

@@ -307,7 +307,9 @@ def sequence_activate(*, workspace: Workspace, sequence: Sequence) -> Sequence:
         if template.workspace_id != workspace.pk:
             raise Conflict(f"Step {index + 1} uses a template of another workspace.", code="step_template_invalid")
         try:
-            compile_template(subject=template.subject, preheader=template.preheader, html=template.html, text=template.text)
+            compile_template(
+                subject=template.subject, preheader=template.preheader, html=template.html, text=template.text
+            )
         except TemplateCompileError as exc:
             raise Conflict(
                 f"Step {index + 1} ({template.name}): {exc.field}: {exc.describe()}",
@@ -543,9 +545,7 @@ def _suppressed(*, workspace: Workspace, emails: Iterable[str]) -> set[str]:
     domains = {email.rsplit("@", 1)[-1] for email in emails}
     rows = list(
         Suppression.objects.filter(workspace=workspace)
-        .filter(
-            Q(kind=SuppressionKind.EMAIL, value__in=emails) | Q(kind=SuppressionKind.DOMAIN, value__in=domains)
-        )
+        .filter(Q(kind=SuppressionKind.EMAIL, value__in=emails) | Q(kind=SuppressionKind.DOMAIN, value__in=domains))
         .values_list("kind", "value")
     )
     by_address = {value for kind, value in rows if kind == SuppressionKind.EMAIL}

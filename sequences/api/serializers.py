@@ -29,7 +29,9 @@ class TemplateSerializer(serializers.ModelSerializer):
 
 class TemplateWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    subject = serializers.CharField(max_length=255, help_text="Merge tags allowed, e.g. `Hi {{ subscriber.first_name }}`.")
+    subject = serializers.CharField(
+        max_length=255, help_text="Merge tags allowed, e.g. `Hi {{ subscriber.first_name }}`."
+    )
     preheader = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     html = serializers.CharField(max_length=MAX_CONTENT, trim_whitespace=False)
     text = serializers.CharField(

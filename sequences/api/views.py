@@ -95,13 +95,11 @@ class TemplateViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
 def _step_inputs(data: dict[str, Any]) -> list[StepInput] | None:
     if "steps" not in data:
         return None
-    return [
-        StepInput(
-            template_id=step["template"], name=step.get("name", ""), delay_value=step.get("delay_value", 0),
-            delay_unit=step.get("delay_unit", "days"), id=step.get("id"),
-        )  # fmt: skip
-        for step in data.pop("steps")
-    ]
+    steps = []
+    for step in data.pop("steps"):
+        fields = {key: value for key, value in step.items() if key != "template"}
+        steps.append(StepInput(template_id=step["template"], **fields))
+    return steps
 
 
 STATUS_PARAMETER = OpenApiParameter(
