@@ -190,6 +190,13 @@ def _validate_sequence_fields(fields: dict[str, Any], *, current: Sequence | Non
         raise ValidationFailed.for_field(field, "The send window must start before it ends (0 <= start < end <= 24).")
 
 
+def sequence_fields_validate(*, fields: dict[str, Any], current: Sequence | None = None) -> dict[str, Any]:
+    """Check (and normalize) sequence fields: the send window and the re-entry rule; for forms."""
+    fields = dict(fields)
+    _validate_sequence_fields(fields, current=current)
+    return fields
+
+
 @dataclass(frozen=True)
 class StepInput:
     """One step as a caller describes it. `id` keeps an existing step when a step list is replaced."""
