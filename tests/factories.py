@@ -106,3 +106,22 @@ class StepFactory(factory.django.DjangoModelFactory):
     position = factory.Sequence(lambda n: n)
     delay_value = 1
     delay_unit = "days"
+
+
+class EnrollmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "sequences.Enrollment"
+
+    sequence = factory.SubFactory(SequenceFactory)
+    workspace = factory.SelfAttribute("sequence.workspace")
+    subscriber = factory.SubFactory(SubscriberFactory, workspace=factory.SelfAttribute("..sequence.workspace"))
+    status = "active"
+
+
+class SuppressionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "subscribers.Suppression"
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    kind = "email"
+    value = factory.Sequence(lambda n: f"suppressed{n}@example.org")

@@ -1,0 +1,214 @@
+"""Admin for templates, sequences (steps inline, state actions), enrollments and the local outbox."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from core.errors import ApplicationError
+from sequences import services
+from sequences.models import Enrollment, EnrollmentStatus, OutboxEmail, Sequence, Step, Template
+
+
+class TemplateAdminForm(forms.ModelForm):
+    class Meta:
+        model = Template
+        fields = ["workspace", "name", "subject", "preheader", "html", "text", "from_name", "from_email"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            services.template_compile(
+                subject=cleaned.get("subject", ""), preheader=cleaned.get("preheader", ""),
+                html=cleaned.get("html", ""), text=cleaned.get("text", ""),
+            )  # fmt: skip
+        except ApplicationError as exc:
+            for field, field_messages in (exc.details or {"__all__": [exc.message]}).items():
+                for message in field_messages:
+                    self.add_error(field if field in self.fields else None, f"{message}")
+        return cleaned
+
+
+@admin.register(Template)
+class TemplateAdmin(admin.ModelAdmin):
+    form = TemplateAdminForm
+    list_display = ["name", "subject", "workspace", "updated_at"]
+    list_filter = ["workspace"]
+    search_fields = ["name", "subject"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def delete_model(self, request: HttpRequest, obj: Template) -> None:
+        try:
+            services.template_delete(workspace=obj.workspace, template=obj)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+
+
+class StepInlineFormSet(forms.BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        for form in self.forms:
+            template = form.cleaned_data.get("template") if hasattr(form, "cleaned_data") else None
+            if template is not None and template.workspace_id != self.instance.workspace_id:
+                form.add_error("template", "Pick a template of the sequence's workspace.")
+
+
+class StepInline(admin.TabularInline):
+    model = Step
+    formset = StepInlineFormSet
+    fields = ["position", "name", "template", "delay_value", "delay_unit"]
+    ordering = ["position", "id"]
+    extra = 0
+
+
+def _run_on_each(request: HttpRequest, queryset: QuerySet, run, done: str) -> None:
+    succeeded = 0
+    for obj in queryset:
+        try:
+            run(obj)
+            succeeded += 1
+        except ApplicationError as exc:
+            messages.error(request, f"{obj}: {exc.message}")
+    if succeeded:
+        messages.success(request, f"{succeeded} {done}.")
+
+
+class SequenceAdminForm(forms.ModelForm):
+    class Meta:
+        model = Sequence
+        fields = [
+            "workspace", "name", "description", "send_days", "send_start_hour", "send_end_hour", "re_entry",
+            "goal_event",
+        ]  # fmt: skip
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        window = {key: cleaned[key] for key in ("send_days", "send_start_hour", "send_end_hour") if key in cleaned}
+        try:
+            cleaned.update(services.sequence_fields_validate(fields=window))
+        except ApplicationError as exc:
+            for field, field_messages in (exc.details or {"__all__": [exc.message]}).items():
+                for message in field_messages:
+                    self.add_error(field if field in self.fields else None, message)
+        return cleaned
+
+
+@admin.register(Sequence)
+class SequenceAdmin(admin.ModelAdmin):
+    form = SequenceAdminForm
+    list_display = ["name", "workspace", "status", "re_entry", "activated_at", "created_at"]
+    list_filter = ["status", "re_entry", "workspace"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["status", "activated_at", "created_at", "updated_at"]
+    inlines = [StepInline]
+    actions = ["activate", "pause", "archive"]
+
+    def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
+        if formset.model is not Step:
+            return super().save_formset(request, form, formset, change)
+        instances = formset.save(commit=False)
+        for step in formset.deleted_objects:  # through the service: active enrollments move on
+            try:
+                services.step_delete(workspace=step.sequence.workspace, step=step)
+            except ApplicationError as exc:
+                messages.error(request, f"{step}: {exc.message}")
+        for step in instances:
+            if step.position is None:
+                step.position = Step.objects.filter(sequence=step.sequence).count() + 1
+            step.save()
+        formset.save_m2m()
+        return None
+
+    def delete_model(self, request: HttpRequest, obj: Sequence) -> None:
+        try:
+            services.sequence_delete(workspace=obj.workspace, sequence=obj)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+
+    @admin.action(description="Activate selected sequences")
+    def activate(self, request: HttpRequest, queryset: QuerySet[Sequence]) -> None:
+        _run_on_each(
+            request, queryset, lambda s: services.sequence_activate(workspace=s.workspace, sequence=s), "activated"
+        )
+
+    @admin.action(description="Pause selected sequences")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Sequence]) -> None:
+        _run_on_each(request, queryset, lambda s: services.sequence_pause(workspace=s.workspace, sequence=s), "paused")
+
+    @admin.action(description="Archive selected sequences (active enrollments exit)")
+    def archive(self, request: HttpRequest, queryset: QuerySet[Sequence]) -> None:
+        _run_on_each(
+            request, queryset, lambda s: services.sequence_archive(workspace=s.workspace, sequence=s), "archived"
+        )
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(admin.ModelAdmin):
+    list_display = ["id", "subscriber", "sequence", "status", "current_step", "next_run_at", "enrolled_at", "source"]
+    list_filter = ["status", "sequence__workspace", "sequence"]
+    search_fields = ["subscriber__email", "sequence__name"]
+    list_select_related = ["subscriber", "sequence", "current_step"]
+    readonly_fields = [
+        "workspace", "sequence", "subscriber", "status", "current_step", "next_run_at", "enrolled_at", "finished_at",
+        "exit_reason", "source",
+    ]  # fmt: skip
+    actions = ["exit_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # enroll through the API or a workflow: the service checks status and re-entry
+
+    @admin.action(description="Exit selected enrollments")
+    def exit_selected(self, request: HttpRequest, queryset: QuerySet[Enrollment]) -> None:
+        _run_on_each(
+            request,
+            queryset.filter(status=EnrollmentStatus.ACTIVE).select_related("workspace"),
+            lambda e: services.enrollment_exit(workspace=e.workspace, enrollment=e, reason="exited by an admin"),
+            "exited",
+        )
+
+
+@admin.register(OutboxEmail)
+class OutboxEmailAdmin(admin.ModelAdmin):
+    """The local outbox of the embedded mode: what would have been sent, read-only."""
+
+    list_display = ["created_at", "recipients", "subject"]
+    search_fields = ["subject", "to", "from_email"]
+    date_hierarchy = "created_at"
+    fields = ["created_at", "from_email", "recipients", "subject", "html_preview", "html_source", "text", "header_list"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: OutboxEmail | None = None) -> bool:
+        return False
+
+    @admin.display(description="To")
+    def recipients(self, obj: OutboxEmail) -> str:
+        return ", ".join(obj.to)
+
+    @admin.display(description="HTML (rendered in a sandbox)")
+    def html_preview(self, obj: OutboxEmail) -> str:
+        if not obj.html:
+            return "-"
+        # srcdoc is escaped by format_html; the empty sandbox runs no script and reaches no cookie.
+        return format_html(
+            '<iframe sandbox="" srcdoc="{}" style="width:100%;min-height:480px;border:1px solid #ccc"></iframe>',
+            obj.html,
+        )
+
+    @admin.display(description="HTML source")
+    def html_source(self, obj: OutboxEmail) -> str:
+        return format_html('<pre style="white-space:pre-wrap">{}</pre>', obj.html) if obj.html else "-"
+
+    @admin.display(description="Headers")
+    def header_list(self, obj: OutboxEmail) -> str:
+        return format_html('<pre style="white-space:pre-wrap">{}</pre>', json.dumps(obj.headers, indent=2))
