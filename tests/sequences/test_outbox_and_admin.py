@@ -68,9 +68,8 @@ def test_admin_refuses_a_template_that_does_not_compile(admin_client, workspace)
     assert response.status_code == 200  # the form again, with the error
     assert "line 2" in response.content.decode()
     assert not Template.objects.exists()
-    ok = admin_client.post(
-        "/admin/sequences/template/add/", {"workspace": workspace.pk, "name": "Fine", "subject": "Hi", "html": "<p>x</p>"}
-    )
+    fine = {"workspace": workspace.pk, "name": "Fine", "subject": "Hi", "html": "<p>x</p>"}
+    ok = admin_client.post("/admin/sequences/template/add/", fine)
     assert ok.status_code == 302 and Template.objects.filter(name="Fine").exists()
 
 
@@ -120,7 +119,8 @@ def test_admin_pages_of_every_sequences_model_open(admin_client, active_sequence
     enrollment = EnrollmentFactory(sequence=active_sequence)
     template = active_sequence.steps.first().template
     pages = [
-        "/admin/sequences/template/", "/admin/sequences/template/add/", f"/admin/sequences/template/{template.pk}/change/",
+        "/admin/sequences/template/", "/admin/sequences/template/add/",
+        f"/admin/sequences/template/{template.pk}/change/",
         "/admin/sequences/sequence/", "/admin/sequences/sequence/add/",
         f"/admin/sequences/sequence/{active_sequence.pk}/change/",
         "/admin/sequences/enrollment/", f"/admin/sequences/enrollment/{enrollment.pk}/change/",
