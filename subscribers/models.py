@@ -55,6 +55,9 @@ class Subscriber(models.Model):
     status = models.CharField(max_length=16, choices=SubscriberStatus.choices, default=SubscriberStatus.ACTIVE)
     status_changed_at = models.DateTimeField(null=True, blank=True)
     status_reason = models.CharField(max_length=255, blank=True)
+    status_changed_by = models.CharField(
+        max_length=100, blank=True, help_text="Who changed the status: user:ID email, key:ID prefix, system."
+    )
     consent_source = models.CharField(max_length=100, blank=True, help_text="api, import, form, admin, ...")
     consent_ip = models.GenericIPAddressField(null=True, blank=True)
     consent_at = models.DateTimeField(null=True, blank=True)

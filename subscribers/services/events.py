@@ -1,4 +1,4 @@
-"""Writes for subscribers, lists, tags, suppressions and the event log."""
+"""The event log: `event_record` writes one event and hands it to registered handlers after commit."""
 
 from __future__ import annotations
 

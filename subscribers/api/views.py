@@ -1,0 +1,628 @@
+"""Subscribers, lists, tags, custom fields, suppressions, events and imports: thin views over services."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from django.db.models import Count
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api.scoping import WorkspaceScopedMixin
+from accounts.authentication import ApiKeyUser
+from accounts.idempotency import idempotent
+from core.api.pagination import CursorPagination
+from subscribers import imports, selectors, services
+from subscribers.api import serializers as s
+from subscribers.filters import (
+    EventFilter,
+    ImportJobFilter,
+    MembershipFilter,
+    SubscriberFilter,
+    SuppressionFilter,
+    TimelineFilter,
+)
+from subscribers.models import (
+    Event,
+    EventType,
+    FieldDefinition,
+    ImportJob,
+    ListMembership,
+    MailingList,
+    MembershipStatus,
+    Subscriber,
+    Suppression,
+    Tag,
+)
+
+ID_PATTERN = "[0-9]{1,18}"  # larger numbers are not ids: they answer 404 instead of overflowing the database
+
+
+class CsvRenderer(BaseRenderer):
+    """Lets clients ask for `text/csv`; CSV bodies are streamed by the views, errors still go out as JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return JSONRenderer().render(data)
+
+
+class TimelinePagination(CursorPagination):
+    ordering = ("-occurred_at", "-id")
+
+
+def actor_for(request: Request) -> str:
+    """Who made the request, for audit fields: `user:ID email` or `key:ID prefix`."""
+    if isinstance(request.user, ApiKeyUser):
+        return f"key:{request.user.api_key.pk} {request.user.api_key.prefix}"
+    return f"user:{request.user.pk} {getattr(request.user, 'email', '')}".strip()
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+# Subscribers ---------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["subscribers"], summary="List subscribers (cursor-paginated, filterable)"),
+    retrieve=extend_schema(tags=["subscribers"]),
+    create=extend_schema(
+        tags=["subscribers"], request=s.SubscriberCreateSerializer, responses={201: s.SubscriberSerializer},
+        summary="Create a subscriber (409 `subscriber_exists` for a known address)",
+    ),
+    partial_update=extend_schema(
+        tags=["subscribers"], request=s.SubscriberUpdateSerializer, responses=s.SubscriberSerializer
+    ),
+    destroy=extend_schema(tags=["subscribers"], responses={204: None}),
+)  # fmt: skip
+class SubscriberViewSet(
+    WorkspaceScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
+):  # fmt: skip
+    queryset = Subscriber.objects.prefetch_related("tags")
+    serializer_class = s.SubscriberSerializer
+    pagination_class = CursorPagination
+    filterset_class = SubscriberFilter
+    lookup_value_regex = ID_PATTERN
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    @idempotent
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.SubscriberCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        mailing_lists = [
+            selectors.mailing_list_get(workspace=self.workspace, list_id=list_id, field=f"list_ids[{i}]")
+            for i, list_id in enumerate(data.pop("list_ids", []))
+        ]
+        data.setdefault("consent_ip", _client_ip(request))
+        subscriber = services.subscriber_create(
+            workspace=self.workspace, mailing_lists=mailing_lists, tag_names=data.pop("tags", []), **data
+        )
+        return Response(s.SubscriberSerializer(subscriber).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.SubscriberUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        subscriber = services.subscriber_update(
+            workspace=self.workspace, subscriber=self.get_object(), **serializer.validated_data
+        )
+        return Response(s.SubscriberSerializer(subscriber).data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.subscriber_delete(workspace=self.workspace, subscriber=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        tags=["subscribers"], request=s.SubscriberBulkSerializer, responses=s.BulkResultSerializer,
+        summary="Create or update up to 1,000 subscribers, with a result per item",
+    )  # fmt: skip
+    @action(detail=False, methods=["post"])
+    @idempotent
+    def bulk(self, request: Request) -> Response:
+        serializer = s.SubscriberBulkSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        mailing_list = (
+            selectors.mailing_list_get(workspace=self.workspace, list_id=data["list_id"])
+            if data.get("list_id") else None
+        )  # fmt: skip
+        results = services.subscribers_bulk_upsert(
+            workspace=self.workspace, items=data["subscribers"], update_existing=data["update_existing"],
+            mailing_list=mailing_list, tag_names=data.get("tags", []),
+        )  # fmt: skip
+        counts = Counter(result.status for result in results)
+        body = {
+            "results": [vars(result) for result in results],
+            "created": counts["created"], "updated": counts["updated"], "unchanged": counts["unchanged"],
+            "skipped": counts["skipped"], "errors": counts["error"],
+        }  # fmt: skip
+        return Response(s.BulkResultSerializer(body).data)
+
+    @extend_schema(
+        tags=["subscribers"], filters=True,
+        responses={(200, "text/csv"): OpenApiResponse(response=OpenApiTypes.STR, description="CSV, streamed")},
+        summary="Export the filtered subscribers as CSV (same filters as the list)",
+    )  # fmt: skip
+    @action(detail=False, methods=["get"], renderer_classes=[JSONRenderer, CsvRenderer], pagination_class=None)
+    def export(self, request: Request) -> StreamingHttpResponse:
+        queryset = selectors.subscriber_list(workspace=self.workspace, filters=request.query_params)
+        response = StreamingHttpResponse(
+            imports.subscribers_export_lines(workspace=self.workspace, queryset=queryset),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = 'attachment; filename="subscribers.csv"'
+        return response
+
+    @extend_schema(
+        tags=["subscribers"], request=s.UnsubscribeSerializer, responses=s.SubscriberSerializer,
+        summary="Unsubscribe from everything; who and why are recorded with an `unsubscribed` event",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def unsubscribe(self, request: Request, pk: str | None = None) -> Response:
+        serializer = s.UnsubscribeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        subscriber = services.subscriber_unsubscribe(
+            workspace=self.workspace, subscriber=self.get_object(), reason=serializer.validated_data["reason"],
+            actor=actor_for(request),
+        )  # fmt: skip
+        return Response(s.SubscriberSerializer(subscriber).data)
+
+    @extend_schema(
+        tags=["subscribers"], request=None, responses=s.SubscriberSerializer,
+        summary="Record the double opt-in confirmation: pending list memberships become subscribed",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def confirm(self, request: Request, pk: str | None = None) -> Response:
+        subscriber = services.subscriber_confirm(workspace=self.workspace, subscriber=self.get_object())
+        return Response(s.SubscriberSerializer(subscriber).data)
+
+    @extend_schema(
+        tags=["events"], responses=s.EventSerializer(many=True), summary="The subscriber's timeline", filters=False,
+        parameters=[
+            OpenApiParameter("type", OpenApiTypes.STR, enum=EventType.values),
+            OpenApiParameter("name", OpenApiTypes.STR, description="An event name, e.g. `purchase`."),
+        ],
+    )  # fmt: skip
+    @action(
+        detail=True, methods=["get"], pagination_class=TimelinePagination, filterset_class=TimelineFilter,
+        serializer_class=s.EventSerializer,
+    )  # fmt: skip
+    def events(self, request: Request, pk: str | None = None) -> Response:
+        subscriber = get_object_or_404(self.get_queryset(), pk=pk)
+        events = self.filter_queryset(selectors.subscriber_events(workspace=self.workspace, subscriber=subscriber))
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(s.EventSerializer(page, many=True).data)
+
+    @extend_schema(tags=["subscribers"], responses=s.SubscriberMembershipSerializer(many=True), methods=["GET"])
+    @extend_schema(
+        tags=["subscribers"], request=s.SubscriberListsAddSerializer,
+        responses=s.SubscriberMembershipSerializer(many=True), methods=["POST"],
+        summary="Add the subscriber to lists (pending on double opt-in lists)",
+    )  # fmt: skip
+    @action(detail=True, methods=["get", "post"], url_path="lists", pagination_class=None, filterset_class=None)
+    def lists(self, request: Request, pk: str | None = None) -> Response:
+        subscriber = self.get_object()
+        if request.method == "POST":
+            return self._lists_add(request, subscriber)
+        memberships = ListMembership.objects.filter(subscriber=subscriber).select_related("mailing_list")
+        return Response(s.SubscriberMembershipSerializer(memberships, many=True).data)
+
+    @idempotent
+    def _lists_add(self, request: Request, subscriber: Subscriber) -> Response:
+        serializer = s.SubscriberListsAddSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        for index, list_id in enumerate(serializer.validated_data["list_ids"]):
+            mailing_list = selectors.mailing_list_get(
+                workspace=self.workspace, list_id=list_id, field=f"list_ids[{index}]"
+            )
+            services.list_membership_add(workspace=self.workspace, subscriber=subscriber, mailing_list=mailing_list)
+        memberships = ListMembership.objects.filter(subscriber=subscriber).select_related("mailing_list")
+        return Response(s.SubscriberMembershipSerializer(memberships, many=True).data)
+
+    @extend_schema(
+        tags=["subscribers"], request=None, responses={204: None},
+        parameters=[OpenApiParameter("list_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        summary="Take the subscriber off a list (kept as an unsubscribed membership)",
+    )  # fmt: skip
+    @action(detail=True, methods=["delete"], url_path=f"lists/(?P<list_id>{ID_PATTERN})", filterset_class=None)
+    def list_remove(self, request: Request, pk: str | None = None, list_id: str | None = None) -> Response:
+        subscriber = self.get_object()
+        mailing_list = get_object_or_404(MailingList.objects.filter(workspace=self.workspace), pk=list_id)
+        services.list_membership_remove(workspace=self.workspace, subscriber=subscriber, mailing_list=mailing_list)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        tags=["subscribers"], request=s.SubscriberTagsAddSerializer, responses=s.TagSerializer(many=True),
+        summary="Tag the subscriber (missing tags are created)",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"], pagination_class=None, filterset_class=None)
+    @idempotent
+    def tags(self, request: Request, pk: str | None = None) -> Response:
+        serializer = s.SubscriberTagsAddSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        subscriber = self.get_object()
+        services.subscriber_tags_add(
+            workspace=self.workspace, subscriber=subscriber, names=serializer.validated_data["tags"]
+        )
+        return Response(s.TagSerializer(subscriber.tags.order_by("name"), many=True).data)
+
+    @extend_schema(
+        tags=["subscribers"], request=None, responses={204: None},
+        parameters=[OpenApiParameter("tag_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        summary="Remove a tag from the subscriber",
+    )  # fmt: skip
+    @action(detail=True, methods=["delete"], url_path=f"tags/(?P<tag_id>{ID_PATTERN})", filterset_class=None)
+    def tag_remove(self, request: Request, pk: str | None = None, tag_id: str | None = None) -> Response:
+        subscriber = self.get_object()
+        tag = get_object_or_404(Tag.objects.filter(workspace=self.workspace), pk=tag_id)
+        services.subscriber_tag_remove(workspace=self.workspace, subscriber=subscriber, tag=tag)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# Lists ---------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["lists"]),
+    retrieve=extend_schema(tags=["lists"]),
+    create=extend_schema(
+        tags=["lists"], request=s.MailingListWriteSerializer, responses={201: s.MailingListSerializer}
+    ),
+    partial_update=extend_schema(
+        tags=["lists"], request=s.MailingListWriteSerializer, responses=s.MailingListSerializer
+    ),
+    destroy=extend_schema(tags=["lists"], responses={204: None}),
+)
+class MailingListViewSet(
+    WorkspaceScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
+):  # fmt: skip
+    queryset = MailingList.objects.all()
+    serializer_class = s.MailingListSerializer
+    filterset_class = None
+    lookup_value_regex = ID_PATTERN
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def scoped_queryset(self):
+        return selectors.mailing_lists_with_counts(queryset=MailingList.objects.order_by("name"))
+
+    def _fresh(self, mailing_list: MailingList) -> MailingList:
+        return self.get_queryset().get(pk=mailing_list.pk)
+
+    @idempotent
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.MailingListWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        mailing_list = services.mailing_list_create(workspace=self.workspace, **serializer.validated_data)
+        return Response(s.MailingListSerializer(self._fresh(mailing_list)).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.MailingListWriteSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        mailing_list = services.mailing_list_update(
+            workspace=self.workspace, mailing_list=self.get_object(), **serializer.validated_data
+        )
+        return Response(s.MailingListSerializer(self._fresh(mailing_list)).data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.mailing_list_delete(workspace=self.workspace, mailing_list=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        tags=["lists"], methods=["GET"], responses=s.ListMemberSerializer(many=True), filters=False,
+        parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=MembershipStatus.values)],
+        summary="Members of the list (cursor-paginated)",
+    )  # fmt: skip
+    @extend_schema(
+        tags=["lists"], methods=["POST"], request=s.ListMembersChangeSerializer, responses=s.MemberResultsSerializer,
+        summary="Add subscribers (by id or email) to the list",
+    )  # fmt: skip
+    @extend_schema(
+        tags=["lists"], methods=["DELETE"], responses=s.MemberResultsSerializer,
+        parameters=[
+            OpenApiParameter("subscriber_id", OpenApiTypes.INT, many=True, description="Repeat for several."),
+            OpenApiParameter("email", OpenApiTypes.STR, many=True, description="Repeat for several."),
+        ],
+        summary="Remove subscribers from the list (query parameters, or the same JSON body as POST)",
+    )  # fmt: skip
+    @action(
+        detail=True, methods=["get", "post", "delete"], pagination_class=CursorPagination,
+        filterset_class=MembershipFilter, serializer_class=s.ListMemberSerializer,
+    )  # fmt: skip
+    def members(self, request: Request, pk: str | None = None) -> Response:
+        mailing_list = get_object_or_404(self.get_queryset(), pk=pk)
+        if request.method == "POST":
+            return self._members_add(request, mailing_list)
+        if request.method == "DELETE":
+            data = request.data if request.data else {
+                "subscriber_ids": request.query_params.getlist("subscriber_id"),
+                "emails": request.query_params.getlist("email"),
+            }  # fmt: skip
+            serializer = s.ListMembersChangeSerializer(data=data)
+            serializer.is_valid(raise_exception=True)
+            results = services.list_members_remove(
+                workspace=self.workspace, mailing_list=mailing_list, **serializer.validated_data
+            )
+            return Response(s.MemberResultsSerializer({"results": [vars(r) for r in results]}).data)
+        memberships = self.filter_queryset(
+            ListMembership.objects.filter(mailing_list=mailing_list).select_related("subscriber")
+        )
+        page = self.paginate_queryset(memberships)
+        return self.get_paginated_response(s.ListMemberSerializer(page, many=True).data)
+
+    @idempotent
+    def _members_add(self, request: Request, mailing_list: MailingList) -> Response:
+        serializer = s.ListMembersChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        results = services.list_members_add(
+            workspace=self.workspace, mailing_list=mailing_list, **serializer.validated_data
+        )
+        return Response(s.MemberResultsSerializer({"results": [vars(r) for r in results]}).data)
+
+
+# Tags, fields, suppressions ------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["tags"]),
+    retrieve=extend_schema(tags=["tags"]),
+    create=extend_schema(tags=["tags"], request=s.TagWriteSerializer, responses={201: s.TagSerializer}),
+    partial_update=extend_schema(tags=["tags"], request=s.TagWriteSerializer, responses=s.TagSerializer),
+    destroy=extend_schema(tags=["tags"], responses={204: None}),
+)
+class TagViewSet(
+    WorkspaceScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
+):  # fmt: skip
+    queryset = Tag.objects.all()
+    serializer_class = s.TagSerializer
+    lookup_value_regex = ID_PATTERN
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def scoped_queryset(self):
+        return Tag.objects.annotate(subscriber_count=Count("subscribers")).order_by("name")
+
+    @idempotent
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.TagWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tag = services.tag_create(workspace=self.workspace, **serializer.validated_data)
+        return Response(s.TagSerializer(tag).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.TagWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tag = services.tag_update(workspace=self.workspace, tag=self.get_object(), **serializer.validated_data)
+        return Response(s.TagSerializer(self.get_queryset().get(pk=tag.pk)).data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.tag_delete(workspace=self.workspace, tag=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["fields"]),
+    retrieve=extend_schema(tags=["fields"]),
+    create=extend_schema(
+        tags=["fields"], request=s.FieldDefinitionCreateSerializer, responses={201: s.FieldDefinitionSerializer}
+    ),
+    partial_update=extend_schema(
+        tags=["fields"], request=s.FieldDefinitionUpdateSerializer, responses=s.FieldDefinitionSerializer
+    ),
+    destroy=extend_schema(tags=["fields"], responses={204: None}),
+)
+class FieldDefinitionViewSet(
+    WorkspaceScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
+):  # fmt: skip
+    """Custom subscriber attributes: `Subscriber.attributes` keys must be defined here."""
+
+    queryset = FieldDefinition.objects.order_by("key")
+    serializer_class = s.FieldDefinitionSerializer
+    lookup_value_regex = ID_PATTERN
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    @idempotent
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.FieldDefinitionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        definition = services.field_definition_create(workspace=self.workspace, **serializer.validated_data)
+        return Response(s.FieldDefinitionSerializer(definition).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.FieldDefinitionUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        definition = services.field_definition_update(
+            workspace=self.workspace, definition=self.get_object(), **serializer.validated_data
+        )
+        return Response(s.FieldDefinitionSerializer(definition).data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.field_definition_delete(workspace=self.workspace, definition=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["suppressions"]),
+    retrieve=extend_schema(tags=["suppressions"]),
+    create=extend_schema(
+        tags=["suppressions"], request=s.SuppressionCreateSerializer, responses={201: s.SuppressionSerializer}
+    ),
+    partial_update=extend_schema(
+        tags=["suppressions"], request=s.SuppressionUpdateSerializer, responses=s.SuppressionSerializer
+    ),
+    destroy=extend_schema(tags=["suppressions"], responses={204: None}),
+)
+class SuppressionViewSet(
+    WorkspaceScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
+):  # fmt: skip
+    """Addresses and whole domains that are never sent to."""
+
+    queryset = Suppression.objects.order_by("-created_at", "-id")
+    serializer_class = s.SuppressionSerializer
+    filterset_class = SuppressionFilter
+    lookup_value_regex = ID_PATTERN
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    @idempotent
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.SuppressionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        suppression = services.suppression_create(workspace=self.workspace, source="api", **serializer.validated_data)
+        return Response(s.SuppressionSerializer(suppression).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.SuppressionUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        suppression = services.suppression_update(
+            workspace=self.workspace, suppression=self.get_object(), **serializer.validated_data
+        )
+        return Response(s.SuppressionSerializer(suppression).data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.suppression_delete(workspace=self.workspace, suppression=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# Events --------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["events"], summary="The event log (cursor-paginated, filterable)"),
+    retrieve=extend_schema(tags=["events"]),
+)
+class EventViewSet(WorkspaceScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Event.objects.all()
+    serializer_class = s.EventSerializer
+    pagination_class = TimelinePagination
+    filterset_class = EventFilter
+    lookup_value_regex = ID_PATTERN
+
+    @extend_schema(
+        tags=["events"],
+        request=PolymorphicProxySerializer(
+            component_name="EventIngest", serializers=[s.EventInSerializer, s.EventBatchSerializer],
+            resource_type_field_name=None,
+        ),
+        responses={200: s.EventIngestResultSerializer, 201: s.EventIngestResultSerializer},
+        summary="Record one custom event, or a batch of up to 1,000 as {\"events\": [...]}",
+        description="Every item gets a result: `created`, `duplicate` (its dedupe_key was seen before) or "
+        "`error` with the failing field. A batch answers 200; a single event answers 201, 200 for a duplicate, "
+        "or 400/404 with the error.",
+    )  # fmt: skip
+    @idempotent
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        single = not isinstance(request.data, list) and not (
+            isinstance(request.data, dict) and "events" in request.data
+        )
+        if single:
+            items = [request.data]
+        else:
+            data = {"events": request.data} if isinstance(request.data, list) else request.data
+            serializer = s.EventBatchSerializer(data=data)
+            serializer.is_valid(raise_exception=True)
+            items = serializer.validated_data["events"]
+        results = services.events_ingest(workspace=self.workspace, items=items)
+        counts = Counter(result.status for result in results)
+        body = s.EventIngestResultSerializer(
+            {"results": [vars(r) for r in results], "created": counts["created"], "duplicates": counts["duplicate"],
+             "errors": counts["error"]}
+        ).data  # fmt: skip
+        if not single:
+            return Response(body)
+        if results[0].status == "error":
+            return Response(_item_error_body(results[0].error), status=_item_error_status(results[0].error))
+        return Response(body, status=status.HTTP_201_CREATED if results[0].status == "created" else status.HTTP_200_OK)
+
+
+def _item_error_body(error: dict[str, Any] | None) -> dict[str, Any]:
+    error = error or {}
+    field = error.get("field")
+    message = error.get("message", "Invalid event.")
+    return {
+        "error": {
+            "code": error.get("code", "validation_error"),
+            "message": f"{field}: {message}" if field else message,
+            "details": {field: [message]} if field else None,
+        }
+    }
+
+
+def _item_error_status(error: dict[str, Any] | None) -> int:
+    return status.HTTP_404_NOT_FOUND if (error or {}).get("code") == "not_found" else status.HTTP_400_BAD_REQUEST
+
+
+# Imports -------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["imports"]),
+    retrieve=extend_schema(tags=["imports"], summary="An import's status and progress"),
+)
+class ImportViewSet(WorkspaceScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = ImportJob.objects.all()
+    serializer_class = s.ImportJobSerializer
+    filterset_class = ImportJobFilter
+    parser_classes = [MultiPartParser, FormParser]
+    lookup_value_regex = ID_PATTERN
+
+    @extend_schema(
+        tags=["imports"], request={"multipart/form-data": s.ImportCreateSerializer},
+        responses={202: s.ImportJobSerializer},
+        summary="Upload a CSV of subscribers; it is imported in the background",
+    )  # fmt: skip
+    @idempotent
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.ImportCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        mailing_list = (
+            selectors.mailing_list_get(workspace=self.workspace, list_id=data["list_id"])
+            if data.get("list_id") else None
+        )  # fmt: skip
+        job = imports.import_job_create(
+            workspace=self.workspace, file=data["file"], column_mapping=data.get("column_mapping"),
+            mailing_list=mailing_list, tag_names=data.get("tags", []), update_existing=data["update_existing"],
+            created_by=None if isinstance(request.user, ApiKeyUser) else request.user,
+        )  # fmt: skip
+        return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        tags=["imports"],
+        responses={(200, "text/csv"): OpenApiResponse(response=OpenApiTypes.STR, description="row,email,field,reason")},
+        summary="The bad rows of a finished import as CSV (409 while it runs)",
+    )  # fmt: skip
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, CsvRenderer], filterset_class=None)
+    def errors(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+        job = self.get_object()
+        lines = imports.import_error_report_lines(job=job)
+        first = next(lines)  # raises Conflict before any byte is sent
+        response = StreamingHttpResponse(_chain(first, lines), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
+        return response
+
+
+def _chain(first: bytes, rest: Any) -> Any:
+    yield first
+    yield from rest
