@@ -252,7 +252,14 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.schema.add_common_headers",
     ],
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "SubscriberStatusEnum": "subscribers.models.SubscriberStatus",
+        "MembershipStatusEnum": "subscribers.models.MembershipStatus",
+        "FieldTypeEnum": "subscribers.models.FieldType",
+        "EventTypeEnum": "subscribers.models.EventType",
+        "ImportStatusEnum": "subscribers.models.ImportStatus",
+        "SuppressionKindEnum": "subscribers.models.SuppressionKind",
+    },
     "APPEND_COMPONENTS": {
         "securitySchemes": {
             "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
