@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -38,6 +39,8 @@ from sequences.models import Enrollment, EnrollmentStatus, SequenceStatus, Step,
 from sequences.services import StepInput
 
 ID_REGEX = r"[0-9]+"
+# JSON only: nested steps have no form encoding, and form parsing of many fields is a way to a 500.
+JSON_ONLY = [JSONParser]
 
 
 def _validated(serializer_class: type, request: Request, *, partial: bool = False) -> dict[str, Any]:
@@ -58,6 +61,7 @@ def _validated(serializer_class: type, request: Request, *, partial: bool = Fals
     destroy=extend_schema(tags=["templates"], summary="Delete a template that no step uses (else 409)"),
 )  # fmt: skip
 class TemplateViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
+    parser_classes = JSON_ONLY
     queryset = Template.objects.all()
     serializer_class = TemplateSerializer
     lookup_value_regex = ID_REGEX
@@ -96,7 +100,9 @@ def _step_inputs(data: dict[str, Any]) -> list[StepInput] | None:
     if "steps" not in data:
         return None
     steps = []
-    for step in data.pop("steps"):
+    for index, step in enumerate(data.pop("steps")):
+        if "template" not in step:  # a PATCH validates partially, nested steps included; a step is whole
+            raise ValidationFailed.for_field(f"steps[{index}].template", "This field is required.")
         fields = {key: value for key, value in step.items() if key != "template"}
         steps.append(StepInput(template_id=step["template"], **fields))
     return steps
@@ -128,6 +134,7 @@ STATUS_PARAMETER = OpenApiParameter(
     destroy=extend_schema(tags=["email-sequences"], summary="Delete a sequence that is not active (else 409)"),
 )  # fmt: skip
 class SequenceViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
+    parser_classes = JSON_ONLY
     queryset = selectors.sequence_queryset()
     serializer_class = SequenceSerializer
     lookup_value_regex = ID_REGEX
@@ -263,6 +270,7 @@ class StepViewSet(
 ):  # fmt: skip
     queryset = Step.objects.select_related("sequence", "template")
     scope_field = "sequence__workspace"
+    parser_classes = JSON_ONLY
     serializer_class = StepSerializer
     lookup_value_regex = ID_REGEX
 
@@ -288,6 +296,7 @@ class EnrollmentViewSet(
     queryset = Enrollment.objects.select_related("subscriber")
     serializer_class = EnrollmentSerializer
     pagination_class = CursorPagination
+    parser_classes = JSON_ONLY
     filterset_fields = ["sequence", "subscriber", "status"]
     lookup_value_regex = ID_REGEX
 

@@ -95,6 +95,13 @@ def test_patch_with_steps_keeps_given_ids_creates_new_and_deletes_missing(api, t
     assert not Step.objects.filter(pk=welcome["id"]).exists()
 
 
+def test_patch_with_an_incomplete_step_answers_400(api, active_sequence):
+    response = api.patch(f"/api/v1/email-sequences/{active_sequence.pk}", {"steps": [{"name": "x"}]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "steps[0].template: This field is required."
+    assert active_sequence.steps.count() == 2
+
+
 def test_patch_without_steps_leaves_the_steps_alone(api, active_sequence):
     before = list(active_sequence.steps.values_list("id", flat=True))
     response = api.patch(f"/api/v1/email-sequences/{active_sequence.pk}", {"name": "Renamed"}, format="json")

@@ -140,3 +140,9 @@ def test_odd_input_answers_400_not_500(api, template):
     huge = api.post(f"/api/v1/templates/{template.pk}/preview", {"subscriber_id": 10**30}, format="json")
     assert huge.status_code == 400
     assert api.get("/api/v1/templates/99999999999999999999999").status_code == 404
+
+
+def test_the_api_takes_json_only(api, template):
+    form = api.post("/api/v1/templates", "name=x&subject=y", content_type="application/x-www-form-urlencoded")
+    assert form.status_code == 415
+    assert not Template.objects.exclude(pk=template.pk).exists()
