@@ -1,8 +1,10 @@
 """Enrolling: per-item results, re-entry rules, the first step's due time, events, exit, tenancy and roles."""
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Role
@@ -199,3 +201,30 @@ def test_viewer_reads_enrollments_but_cannot_enroll_or_exit(client_for, workspac
     assert enroll(viewer, active_sequence, subscriber_ids=[subscriber.pk]).status_code == 403
     assert viewer.post(f"/api/v1/enrollments/{enrollment.pk}/exit", {}).status_code == 403
     assert Enrollment.objects.filter(status="active").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_requests_enroll_a_subscriber_once(workspace, template):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs concurrent transactions (PostgreSQL)")
+    sequence = SequenceFactory(workspace=workspace, status="active", re_entry=ReEntry.ALWAYS)
+    StepFactory(sequence=sequence, template=template)
+    subscriber = SubscriberFactory(workspace=workspace)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def enroll_once() -> None:
+        try:
+            barrier.wait(timeout=10)
+            results = services.sequence_enroll(workspace=workspace, sequence=sequence, subscriber_ids=[subscriber.pk])
+            outcomes.extend(result.status for result in results)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=enroll_once) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["already_enrolled", "enrolled"]
+    assert Enrollment.objects.filter(subscriber=subscriber).count() == 1
