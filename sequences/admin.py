@@ -13,7 +13,7 @@ from django.utils.html import format_html
 
 from core.errors import ApplicationError
 from sequences import services
-from sequences.models import Enrollment, EnrollmentStatus, OutboxEmail, Sequence, Step, Template
+from sequences.models import Enrollment, EnrollmentStatus, OutboxEmail, Sequence, SequenceStatus, Step, Template
 
 
 class TemplateAdminForm(forms.ModelForm):
@@ -127,11 +127,19 @@ class SequenceAdmin(admin.ModelAdmin):
         formset.save_m2m()
         return None
 
+    def has_delete_permission(self, request: HttpRequest, obj: Sequence | None = None) -> bool:
+        # An active sequence is paused or archived first (the service refuses it too).
+        return super().has_delete_permission(request, obj) and (obj is None or obj.status != SequenceStatus.ACTIVE)
+
     def delete_model(self, request: HttpRequest, obj: Sequence) -> None:
         try:
             services.sequence_delete(workspace=obj.workspace, sequence=obj)
         except ApplicationError as exc:
             messages.error(request, exc.message)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Sequence]) -> None:
+        for sequence in queryset.select_related("workspace"):
+            self.delete_model(request, sequence)
 
     @admin.action(description="Activate selected sequences")
     def activate(self, request: HttpRequest, queryset: QuerySet[Sequence]) -> None:

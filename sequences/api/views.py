@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import django_filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -20,6 +21,7 @@ from core.api.pagination import CursorPagination
 from core.errors import ValidationFailed
 from sequences import selectors, services
 from sequences.api.serializers import (
+    MAX_ID,
     EnrollmentExitSerializer,
     EnrollmentSerializer,
     RenderedEmailSerializer,
@@ -286,6 +288,17 @@ class StepViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class EnrollmentFilter(django_filters.FilterSet):
+    # Plain ids, not model choices: a model choice would tell "exists elsewhere" from "does not exist".
+    sequence = django_filters.NumberFilter(field_name="sequence_id", min_value=1, max_value=MAX_ID)
+    subscriber = django_filters.NumberFilter(field_name="subscriber_id", min_value=1, max_value=MAX_ID)
+    status = django_filters.ChoiceFilter(choices=EnrollmentStatus.choices)
+
+    class Meta:
+        model = Enrollment
+        fields = ["sequence", "subscriber", "status"]
+
+
 @extend_schema_view(
     list=extend_schema(tags=["enrollments"], summary="Enrollments of the workspace (cursor pagination)"),
     retrieve=extend_schema(tags=["enrollments"], summary="Get an enrollment"),
@@ -297,7 +310,7 @@ class EnrollmentViewSet(
     serializer_class = EnrollmentSerializer
     pagination_class = CursorPagination
     parser_classes = JSON_ONLY
-    filterset_fields = ["sequence", "subscriber", "status"]
+    filterset_class = EnrollmentFilter
     lookup_value_regex = ID_REGEX
 
     def filter_queryset(self, queryset):
@@ -307,7 +320,7 @@ class EnrollmentViewSet(
         tags=["enrollments"], request=EnrollmentExitSerializer, responses=EnrollmentSerializer,
         summary="Take the subscriber out of the sequence now (409 unless active)",
     )  # fmt: skip
-    @action(detail=True, methods=["post"], filterset_fields=[])
+    @action(detail=True, methods=["post"], filterset_class=None)
     def exit(self, request: Request, pk: str | None = None) -> Response:
         data = _validated(EnrollmentExitSerializer, request)
         enrollment = services.enrollment_exit(workspace=self.workspace, enrollment=self.get_object(), **data)

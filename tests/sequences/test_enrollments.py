@@ -180,11 +180,18 @@ def test_workspace_enrollment_list_filters(api, active_sequence, subscriber):
     EnrollmentFactory(sequence=active_sequence)
     rows = api.get(f"/api/v1/enrollments?subscriber={subscriber.pk}").json()["results"]
     assert [row["id"] for row in rows] == [mine.pk]
+    by_sequence = api.get(f"/api/v1/enrollments?sequence={active_sequence.pk}&status=active").json()["results"]
+    assert len(by_sequence) == 2
 
 
 def test_another_workspaces_enrollments_are_invisible(api, other_sequence, subscriber):
     theirs = EnrollmentFactory(sequence=other_sequence)
     assert api.get("/api/v1/enrollments").json()["results"] == []
+    # Filtering by another workspace's sequence answers like filtering by one that does not exist.
+    theirs_filtered = api.get(f"/api/v1/enrollments?sequence={other_sequence.pk}")
+    missing_filtered = api.get("/api/v1/enrollments?sequence=987654321")
+    assert theirs_filtered.status_code == missing_filtered.status_code == 200
+    assert theirs_filtered.json()["results"] == missing_filtered.json()["results"] == []
     assert api.get(f"/api/v1/enrollments/{theirs.pk}").status_code == 404
     assert api.post(f"/api/v1/enrollments/{theirs.pk}/exit", {}).status_code == 404
     assert api.get(f"/api/v1/email-sequences/{other_sequence.pk}/enrollments").status_code == 404

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives, send_mail
 from django.test import Client
 
-from sequences.models import EnrollmentStatus, OutboxEmail, SequenceStatus, Template
+from sequences.models import EnrollmentStatus, OutboxEmail, Sequence, SequenceStatus, Template
 from sequences.outbox import OutboxEmailBackend
 from tests.factories import EnrollmentFactory, SequenceFactory
 
@@ -145,3 +145,16 @@ def test_admin_step_inline_refuses_another_workspaces_template(admin_client, act
     assert "Pick a template of the sequence" in response.content.decode()
     step.refresh_from_db()
     assert step.template.workspace_id == active_sequence.workspace_id
+
+
+def test_admin_never_deletes_an_active_sequence(admin_client, active_sequence, workspace):
+    draft = SequenceFactory(workspace=workspace, name="Old draft")
+    url = "/admin/sequences/sequence/"
+    both = admin_client.post(
+        url, {"action": "delete_selected", "_selected_action": [active_sequence.pk, draft.pk], "post": "yes"}
+    )
+    assert both.status_code == 403
+    assert Sequence.objects.count() == 2
+    admin_client.post(url, {"action": "delete_selected", "_selected_action": [draft.pk], "post": "yes"})
+    assert list(Sequence.objects.values_list("name", flat=True)) == ["Onboarding"]
+    assert admin_client.get(f"/admin/sequences/sequence/{active_sequence.pk}/delete/").status_code == 403
