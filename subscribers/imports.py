@@ -8,6 +8,7 @@ import io
 import logging
 import re
 import tempfile
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -194,6 +195,44 @@ def import_job_enqueue(*, import_job_id: int) -> None:
 # Running an import -----------------------------------------------------------------------------
 
 
+class _Fingerprints:
+    """A set of 64-bit address fingerprints in one flat array (linear probing, at most half full).
+
+    About 16 to 32 bytes an address, against some 80 for a Python set of ints: the within-file dedupe of
+    a million-row file costs tens of megabytes, not the file.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._slots = array("Q", bytes(8 * capacity))  # 0 marks an empty slot
+        self._count = 0
+
+    @staticmethod
+    def of(email: str) -> int:
+        return int.from_bytes(hashlib.blake2b(email.encode(), digest_size=8).digest(), "big") or 1
+
+    def add(self, value: int) -> bool:
+        """Add `value`; False when it was already there."""
+        if (self._count + 1) * 2 > len(self._slots):
+            self._grow()
+        slots, mask = self._slots, len(self._slots) - 1
+        index = value & mask
+        while slots[index]:
+            if slots[index] == value:
+                return False
+            index = (index + 1) & mask
+        slots[index] = value
+        self._count += 1
+        return True
+
+    def _grow(self) -> None:
+        old = self._slots
+        self._slots = array("Q", bytes(8 * len(old) * 2))
+        self._count = 0
+        for value in old:
+            if value:
+                self.add(value)
+
+
 @dataclass
 class _Progress:
     processed_rows: int = 0
@@ -242,7 +281,7 @@ def _import_stream(job: ImportJob) -> None:
     definitions = field_definitions_by_key(workspace=workspace)
     tags = tags_get_or_create(workspace=workspace, names=job.tag_names) if job.tag_names else []
     progress = _Progress()
-    seen: set[int] = set()  # 8-byte digests of addresses already in the file: bounded, not whole rows
+    seen = _Fingerprints()  # addresses already met in the file, as 8-byte fingerprints
     with job.file.open("rb") as handle, tempfile.TemporaryFile() as report_file:
         binary: IO[bytes] = getattr(handle, "file", handle)
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
@@ -296,14 +335,12 @@ def _import_stream(job: ImportJob) -> None:
                 problem = error_as_dict(error)
                 report_error(row_no, email_cell, problem["field"], problem["message"])
                 continue
-            digest = int.from_bytes(hashlib.blake2b(clean.email.encode(), digest_size=8).digest(), "big")
-            if digest in seen:
+            if not seen.add(_Fingerprints.of(clean.email)):
                 progress.skipped += 1
                 report_error(
                     row_no, email_cell, "email", "Duplicate of an earlier row in this file; the first was kept."
                 )
                 continue
-            seen.add(digest)
             progress.pending.append((row_no, clean))
             if len(progress.pending) >= IMPORT_CHUNK_SIZE:
                 _flush(job, progress, tags, binary)
