@@ -44,3 +44,13 @@ def test_a_schedule_no_longer_in_the_registry_is_disabled_and_others_are_left_al
 
     assert not PeriodicTask.objects.get(name="es: retired job").enabled
     assert PeriodicTask.objects.get(name="hand-made job").enabled
+
+
+def test_sync_schedules_command_restores_a_disabled_schedule():
+    from django.core.management import call_command
+
+    PeriodicTask.objects.filter(name="es: worker heartbeat").update(enabled=False)
+
+    call_command("sync_schedules", stdout=__import__("io").StringIO())
+
+    assert PeriodicTask.objects.get(name="es: worker heartbeat").enabled
