@@ -22,7 +22,8 @@ class TemplateAdminForm(forms.ModelForm):
         fields = ["workspace", "name", "subject", "preheader", "html", "text", "from_name", "from_email"]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if self.errors:
             return cleaned
         try:
@@ -90,8 +91,10 @@ class SequenceAdminForm(forms.ModelForm):
         ]  # fmt: skip
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        window = {key: cleaned[key] for key in ("send_days", "send_start_hour", "send_end_hour") if key in cleaned}
+        super().clean()
+        cleaned = self.cleaned_data
+        keys = ("send_days", "send_start_hour", "send_end_hour")
+        window: dict[str, Any] = {key: cleaned[key] for key in keys if key in cleaned}
         try:
             cleaned.update(services.sequence_fields_validate(fields=window))
         except ApplicationError as exc:
@@ -183,6 +186,11 @@ class EnrollmentAdmin(admin.ModelAdmin):
         )
 
 
+OUTBOX_FIELDS: list[str] = [
+    "created_at", "from_email", "recipients", "subject", "html_preview", "html_source", "text", "header_list",
+]  # fmt: skip
+
+
 @admin.register(OutboxEmail)
 class OutboxEmailAdmin(admin.ModelAdmin):
     """The local outbox of the embedded mode: what would have been sent, read-only."""
@@ -190,8 +198,8 @@ class OutboxEmailAdmin(admin.ModelAdmin):
     list_display = ["created_at", "recipients", "subject"]
     search_fields = ["subject", "to", "from_email"]
     date_hierarchy = "created_at"
-    fields = ["created_at", "from_email", "recipients", "subject", "html_preview", "html_source", "text", "header_list"]
-    readonly_fields = fields
+    fields = OUTBOX_FIELDS  # type: ignore[assignment]
+    readonly_fields = OUTBOX_FIELDS
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.message import EmailMessage
 
@@ -16,7 +18,7 @@ def _html_alternative(message: EmailMessage) -> str:
 class OutboxEmailBackend(BaseEmailBackend):
     """The embedded default: nothing leaves the machine; every message is kept for the admin (and the UI)."""
 
-    def send_messages(self, email_messages: list[EmailMessage]) -> int:
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         from sequences.models import OutboxEmail
 
         rows = []

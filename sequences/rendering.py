@@ -55,7 +55,6 @@ def _bounded_padding(name: str):
             return value
         return padding(value, width)
 
-    pad.is_safe = getattr(padding, "is_safe", False)
     return pad
 
 
@@ -71,8 +70,6 @@ for _name in ("ljust", "rjust", "center"):
 
 class MergeTagEngine(Engine):
     """An Engine whose only tags and filters are the whitelist above, with no libraries to load."""
-
-    default_builtins: list[str] = []
 
     def get_template_builtins(self, builtins: list[str]) -> list[Library]:
         return [merge_tag_library]

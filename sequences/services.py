@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -287,7 +287,7 @@ def sequence_delete(*, workspace: Workspace, sequence: Sequence) -> None:
     sequence.delete()
 
 
-def _transition(sequence: Sequence, *, to: str, allowed_from: set[str]) -> bool:
+def _transition(sequence: Sequence, *, to: str, allowed_from: Collection[str]) -> bool:
     """True when the status changes; False when it is already `to` (repeating an action is harmless)."""
     if sequence.status == to:
         return False

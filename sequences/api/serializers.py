@@ -142,7 +142,7 @@ class SequenceWriteSerializer(serializers.Serializer):
     steps = SequenceStepInputSerializer(
         many=True, required=False, max_length=200,
         help_text="The whole step list, in order: steps with an `id` are kept, others created, missing ones deleted.",
-    )  # fmt: skip
+    )  # type: ignore[call-arg]  # fmt: skip
 
 
 class EnrollmentSerializer(serializers.ModelSerializer):
@@ -162,7 +162,7 @@ class SequenceEnrollRequestSerializer(serializers.Serializer):
     emails = serializers.ListField(
         child=serializers.CharField(max_length=254), required=False, max_length=ENROLL_MAX_ITEMS
     )
-    source = serializers.CharField(max_length=100, required=False, default="api")
+    source = serializers.CharField(max_length=100, required=False, default="api")  # type: ignore[assignment]
 
     def validate(self, attrs: dict) -> dict:
         total = len(attrs.get("subscriber_ids", [])) + len(attrs.get("emails", []))
