@@ -83,7 +83,7 @@ class Command(BaseCommand):
     requires_system_checks = []  # checked once below, before anything starts
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--host", default="127.0.0.1", help="Interface of the web process.")
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", "2")))
         parser.add_argument("--no-demo", action="store_true", help="Do not load the demo workspace.")
