@@ -7,7 +7,9 @@ whole API is covered in seconds; the point is breadth: a field type or path the 
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework_simplejwt.tokens import AccessToken
 from schemathesis.checks import not_a_server_error
@@ -17,6 +19,16 @@ from config.health import heartbeat_record
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+
+
+@pytest.fixture(autouse=True)
+def _keep_test_connection_open():
+    """Like Django's test client: the WSGI app must not close the connection the test's transaction uses."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
