@@ -207,6 +207,13 @@ class OutboxEmailAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: OutboxEmail | None = None) -> bool:
         return False
 
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        # The sandboxed srcdoc frame inherits this page's policy: let the email's own inline styles apply
+        # (scripts stay blocked by the sandbox and the policy; remote images stay blocked too).
+        response._csp_update = {"style-src": ["'unsafe-inline'"]}  # type: ignore[attr-defined]
+        return response
+
     @admin.display(description="To")
     def recipients(self, obj: OutboxEmail) -> str:
         return ", ".join(obj.to)
