@@ -20,6 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
 from config.queues import Queue
 
@@ -46,9 +47,9 @@ def _port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def _wait_for_port(host: str, port: int, children: list[Child], timeout: float) -> bool:
+def _wait_for_port(host: str, port: int, children: list[Child], timeout: float, stop_requested: list[int]) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop_requested:
         if any(child.process.poll() is not None for child in children):
             return False
         try:
@@ -102,6 +103,8 @@ class Command(BaseCommand):
 
             demo = demo_data_load(with_login=not settings.PRODUCTION)
 
+        connections.close_all()  # the children open their own; keep no idle SQLite handle here
+
         run_dir = Path(settings.VAR_DIR) / "run"
         run_dir.mkdir(parents=True, exist_ok=True)
         python = sys.executable
@@ -131,7 +134,7 @@ class Command(BaseCommand):
                 # A session of its own: the terminal's Ctrl-C reaches only us, and we stop the children in order.
                 children.append(Child(name, subprocess.Popen(command, env=env, start_new_session=True)))
             base = f"http://{host}:{port}"
-            if _wait_for_port(host, port, children, timeout=60):
+            if _wait_for_port(host, port, children, timeout=60, stop_requested=stop_requested):
                 self._print_banner(base, demo)
             code = self._supervise(children, stop_requested)
         finally:
