@@ -41,7 +41,7 @@ from subscribers.services.subscribers import (
     tag_names_clean,
     tags_get_or_create,
 )
-from subscribers.services.validation import field_definitions_by_key
+from subscribers.services.validation import UNSTORABLE_RE, field_definitions_by_key
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def import_job_create(
     with transaction.atomic():
         job = ImportJob(
             workspace=workspace,
-            original_filename=(file.name or "")[:255],
+            original_filename=UNSTORABLE_RE.sub("", file.name or "")[:255],
             column_mapping=mapping,
             mailing_list=mailing_list,
             tag_names=tags,

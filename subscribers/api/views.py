@@ -18,7 +18,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -51,6 +51,12 @@ from subscribers.models import (
 )
 
 ID_PATTERN = "[0-9]{1,18}"  # larger numbers are not ids: they answer 404 instead of overflowing the database
+
+
+class JsonApiMixin(WorkspaceScopedMixin):
+    """Bodies are JSON: bulk payloads as form fields would only hit form-field limits."""
+
+    parser_classes = [JSONParser]
 
 
 class CsvRenderer(BaseRenderer):
@@ -95,7 +101,7 @@ def _client_ip(request: Request) -> str | None:
     destroy=extend_schema(tags=["subscribers"], responses={204: None}),
 )  # fmt: skip
 class SubscriberViewSet(
-    WorkspaceScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    JsonApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
     mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
 ):  # fmt: skip
     queryset = Subscriber.objects.prefetch_related("tags")
@@ -294,7 +300,7 @@ class SubscriberViewSet(
     destroy=extend_schema(tags=["lists"], responses={204: None}),
 )
 class MailingListViewSet(
-    WorkspaceScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    JsonApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
     mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
 ):  # fmt: skip
     queryset = MailingList.objects.all()
@@ -391,7 +397,7 @@ class MailingListViewSet(
     destroy=extend_schema(tags=["tags"], responses={204: None}),
 )
 class TagViewSet(
-    WorkspaceScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    JsonApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
     mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
 ):  # fmt: skip
     queryset = Tag.objects.all()
@@ -432,7 +438,7 @@ class TagViewSet(
     destroy=extend_schema(tags=["fields"], responses={204: None}),
 )
 class FieldDefinitionViewSet(
-    WorkspaceScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    JsonApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
     mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
 ):  # fmt: skip
     """Custom subscriber attributes: `Subscriber.attributes` keys must be defined here."""
@@ -474,7 +480,7 @@ class FieldDefinitionViewSet(
     destroy=extend_schema(tags=["suppressions"], responses={204: None}),
 )
 class SuppressionViewSet(
-    WorkspaceScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    JsonApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
     mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
 ):  # fmt: skip
     """Addresses and whole domains that are never sent to."""
@@ -512,7 +518,7 @@ class SuppressionViewSet(
     list=extend_schema(tags=["events"], summary="The event log (cursor-paginated, filterable)"),
     retrieve=extend_schema(tags=["events"]),
 )
-class EventViewSet(WorkspaceScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class EventViewSet(JsonApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = Event.objects.all()
     serializer_class = s.EventSerializer
     pagination_class = TimelinePagination

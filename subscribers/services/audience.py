@@ -27,7 +27,7 @@ from subscribers.services.subscribers import (
     list_membership_remove,
     subscribers_by_email,
 )
-from subscribers.services.validation import domain_normalize, email_normalize
+from subscribers.services.validation import UNSTORABLE_RE, domain_normalize, email_normalize, text_storable
 
 FIELD_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RESERVED_FIELD_KEYS = {"email", "first_name", "last_name", "time_zone", "locale", "status", "id", "full_name"}
@@ -46,7 +46,7 @@ def _text(value: Any, *, field: str, max_length: int, required: bool = True) -> 
         return ""
     if not isinstance(value, str):
         raise ValidationFailed.for_field(field, "Must be a string.")
-    value = value.strip()
+    value = text_storable(value=value.strip(), field=field)
     if required and not value:
         raise ValidationFailed.for_field(field, "This field may not be blank.")
     if len(value) > max_length:
@@ -194,7 +194,7 @@ def _choices_clean(*, type: str, choices: Any) -> list[str]:
         raise ValidationFailed.for_field("choices", "A choice field needs a non-empty list of choices.")
     cleaned: list[str] = []
     for index, choice in enumerate(choices):
-        if not isinstance(choice, str) or not choice.strip() or len(choice) > 200:
+        if not isinstance(choice, str) or not choice.strip() or len(choice) > 200 or UNSTORABLE_RE.search(choice):
             raise ValidationFailed.for_field(
                 f"choices[{index}]", "A choice is a non-empty string of at most 200 characters."
             )

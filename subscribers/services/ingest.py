@@ -18,7 +18,7 @@ from core.errors import ApplicationError, NotFound, ValidationFailed
 from subscribers.models import EventType, Subscriber
 from subscribers.services.events import event_record
 from subscribers.services.subscribers import BULK_MAX_ITEMS, error_as_dict, subscriber_create, subscribers_by_email
-from subscribers.services.validation import email_normalize
+from subscribers.services.validation import email_normalize, json_storable, text_storable
 
 MAX_PROPERTIES_BYTES = 16 * 1024
 MAX_FUTURE_SKEW = timedelta(days=1)
@@ -74,9 +74,11 @@ def event_item_clean(*, item: Any) -> _CleanEvent:
         raise _fail("name", "An event name is required.", code="required")
     if len(name.strip()) > 100:
         raise _fail("name", "Ensure this field has no more than 100 characters.")
+    text_storable(value=name, field="name")
     properties = item.get("properties") or {}
     if not isinstance(properties, Mapping):
         raise _fail("properties", "Must be an object.")
+    json_storable(value=properties, field="properties")
     try:
         encoded = json.dumps(properties, allow_nan=False)
     except (TypeError, ValueError):
@@ -99,6 +101,8 @@ def event_item_clean(*, item: Any) -> _CleanEvent:
     dedupe_key = item.get("dedupe_key")
     if dedupe_key is not None and (not isinstance(dedupe_key, str) or not 0 < len(dedupe_key) <= 200):
         raise _fail("dedupe_key", "Must be a string of 1 to 200 characters.")
+    if dedupe_key is not None:
+        text_storable(value=dedupe_key, field="dedupe_key")
     revenue = None
     if item.get("revenue") is not None:
         raw_revenue = item["revenue"]

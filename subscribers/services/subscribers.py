@@ -25,6 +25,7 @@ from subscribers.models import (
 )
 from subscribers.services.events import event_record
 from subscribers.services.validation import (
+    UNSTORABLE_RE,
     attributes_clean,
     attributes_merge,
     email_normalize,
@@ -342,7 +343,7 @@ def tag_names_clean(*, names: Any, field: str = "tags") -> list[str]:
         raise ValidationFailed.for_field(field, "Must be a list of tag names.")
     cleaned: list[str] = []
     for index, name in enumerate(names):
-        if not isinstance(name, str) or not name.strip():
+        if not isinstance(name, str) or not name.strip() or UNSTORABLE_RE.search(name):
             raise ValidationFailed.for_field(f"{field}[{index}]", "A tag name must be a non-empty string.")
         if len(name.strip()) > 100:
             raise ValidationFailed.for_field(f"{field}[{index}]", "A tag name has at most 100 characters.")

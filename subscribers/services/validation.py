@@ -23,8 +23,32 @@ MAX_ATTRIBUTE_NUMBER = 2**53
 MAX_ATTRIBUTE_TEXT = 2000
 LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$")
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+# NUL and lone surrogates cannot be stored by PostgreSQL (text or jsonb) nor encoded as UTF-8.
+UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 TRUE_WORDS = {"true", "yes", "y", "1", "on"}
 FALSE_WORDS = {"false", "no", "n", "0", "off"}
+
+
+def text_storable(*, value: str, field: str) -> str:
+    if UNSTORABLE_RE.search(value):
+        raise ValidationFailed.for_field(field, "Contains characters that cannot be stored (NUL or lone surrogates).")
+    return value
+
+
+def json_storable(*, value: Any, field: str, depth: int = 0) -> Any:
+    """Check every string (keys too) of a JSON value; refuse absurd nesting."""
+    if depth > 20:
+        raise ValidationFailed.for_field(field, "Nested too deeply (at most 20 levels).")
+    if isinstance(value, str):
+        text_storable(value=value, field=field)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            text_storable(value=str(key), field=field)
+            json_storable(value=item, field=field, depth=depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            json_storable(value=item, field=field, depth=depth + 1)
+    return value
 
 
 def email_normalize(*, email: Any, field: str = "email") -> str:
@@ -37,6 +61,8 @@ def email_normalize(*, email: Any, field: str = "email") -> str:
         raise ValidationFailed.for_field(field, "An email address is required.", code="invalid_email")
     if len(email) > 320:
         raise ValidationFailed.for_field(field, "The email address is too long.", code="invalid_email")
+    if UNSTORABLE_RE.search(email):
+        raise ValidationFailed.for_field(field, "The email address contains invalid characters.", code="invalid_email")
     try:
         info = validate_email(email.strip(), check_deliverability=settings.EMAIL_CHECK_DELIVERABILITY)
     except EmailNotValidError as error:
@@ -48,7 +74,7 @@ def email_normalize(*, email: Any, field: str = "email") -> str:
 
 
 def domain_normalize(*, domain: Any, field: str = "value") -> str:
-    value = domain.strip().lower().lstrip("@") if isinstance(domain, str) else ""
+    value = domain.strip().lower().lstrip("@") if isinstance(domain, str) and not UNSTORABLE_RE.search(domain) else ""
     try:
         value = value.encode("idna").decode("ascii") if value else value
     except UnicodeError:
@@ -80,7 +106,7 @@ def name_check(*, value: Any, field: str, max_length: int = 100) -> str:
         return ""
     if not isinstance(value, str):
         raise ValidationFailed.for_field(field, "Must be a string.")
-    value = value.strip()
+    value = text_storable(value=value.strip(), field=field)
     if len(value) > max_length:
         raise ValidationFailed.for_field(field, f"Ensure this field has no more than {max_length} characters.")
     return value
@@ -99,7 +125,7 @@ def _coerce(definition: FieldDefinition, value: Any, field: str) -> Any:
     if kind == FieldType.TEXT:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise fail("Must be text.")
-        text = str(value)
+        text = text_storable(value=str(value), field=field)
         if len(text) > MAX_ATTRIBUTE_TEXT:
             raise fail(f"Must be at most {MAX_ATTRIBUTE_TEXT} characters.")
         return text

@@ -245,3 +245,15 @@ def test_import_runs_to_completion_on_a_real_celery_worker(client_for, workspace
     assert job.status == ImportStatus.COMPLETED, job.failure_reason
     assert (job.created_count, job.error_count, job.processed_rows) == (1200, 1, 1201)
     assert Subscriber.objects.filter(workspace=workspace).count() == 1200
+
+
+def test_an_upload_with_too_many_form_fields_answers_400_not_500(api):
+    fields = {"file": upload("x.csv", "email\na@example.org\n"), "tags": [f"t{i}" for i in range(1100)]}
+    response = api.post("/api/v1/imports", fields, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_request"
+
+
+def test_json_endpoints_refuse_form_bodies_with_415(api):
+    response = api.post("/api/v1/events", {"events": ["x"] * 5}, format="multipart")
+    assert response.status_code == 415

@@ -1,0 +1,89 @@
+"""The admin validates with the services and its actions call them."""
+
+import pytest
+from django.test import Client
+
+from subscribers.models import EventType, FieldType, MailingList, Subscriber, SubscriberStatus, Suppression
+from tests.factories import FieldDefinitionFactory, MailingListFactory, SubscriberFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client():
+    user = UserFactory(username="root@example.com")
+    user.is_staff = user.is_superuser = True
+    user.save()
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_admin_add_subscriber_validates_attributes_and_saves_through_the_service(admin_client, workspace):
+    FieldDefinitionFactory(workspace=workspace, key="plan", type=FieldType.CHOICE, choices=["free", "pro"])
+    form = {"workspace": workspace.pk, "email": "Ada@Example.org", "attributes": '{"plan": "gold"}',
+            "list_memberships-TOTAL_FORMS": 0, "list_memberships-INITIAL_FORMS": 0}  # fmt: skip
+    response = admin_client.post("/admin/subscribers/subscriber/add/", form)
+    assert response.status_code == 200  # the form again, with the error
+    assert "attributes.plan" in response.content.decode()
+    assert not Subscriber.objects.exists()
+
+    form["attributes"] = '{"plan": "pro"}'
+    form["time_zone"] = "Mars/Olympus"
+    response = admin_client.post("/admin/subscribers/subscriber/add/", form)
+    assert response.status_code == 200 and not Subscriber.objects.exists()
+
+    form["time_zone"] = "Europe/Paris"
+    response = admin_client.post("/admin/subscribers/subscriber/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    subscriber = Subscriber.objects.get()
+    assert subscriber.email == "ada@example.org" and subscriber.consent_source == "admin"
+    assert subscriber.events.filter(type=EventType.SUBSCRIBED).exists()
+
+    form["email"] = "ADA@example.org"
+    response = admin_client.post("/admin/subscribers/subscriber/add/", form)
+    assert response.status_code == 200 and Subscriber.objects.count() == 1
+
+
+def test_admin_actions_unsubscribe_and_suppress_through_services(admin_client, workspace):
+    ada = SubscriberFactory(workspace=workspace, email="ada@example.org")
+    grace = SubscriberFactory(workspace=workspace, email="grace@example.org")
+    response = admin_client.post(
+        "/admin/subscribers/subscriber/", {"action": "unsubscribe_selected", "_selected_action": [ada.pk, grace.pk]}
+    )
+    assert response.status_code == 302
+    ada.refresh_from_db()
+    assert ada.status == SubscriberStatus.UNSUBSCRIBED and ada.status_changed_by.startswith("admin:")
+    assert ada.events.filter(type=EventType.UNSUBSCRIBED).count() == 1
+
+    admin_client.post("/admin/subscribers/subscriber/", {"action": "suppress_selected", "_selected_action": [ada.pk]})
+    admin_client.post("/admin/subscribers/subscriber/", {"action": "suppress_selected", "_selected_action": [ada.pk]})
+    assert list(Suppression.objects.values_list("value", "source")) == [("ada@example.org", "admin")]
+
+
+def test_admin_suppression_and_list_forms_refuse_what_the_api_refuses(admin_client, workspace):
+    response = admin_client.post(
+        "/admin/subscribers/suppression/add/", {"workspace": workspace.pk, "kind": "domain", "value": "not a domain"}
+    )
+    assert response.status_code == 200 and not Suppression.objects.exists()
+    response = admin_client.post(
+        "/admin/subscribers/suppression/add/", {"workspace": workspace.pk, "kind": "email", "value": "X@Example.org"}
+    )
+    assert response.status_code == 302
+    assert Suppression.objects.get().value == "x@example.org"
+
+    MailingListFactory(workspace=workspace, name="News")
+    response = admin_client.post(
+        "/admin/subscribers/mailinglist/add/",
+        {"workspace": workspace.pk, "name": "   ", "memberships-TOTAL_FORMS": 0, "memberships-INITIAL_FORMS": 0},
+    )
+    assert response.status_code == 200 and MailingList.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "model", ["subscriber", "mailinglist", "tag", "fielddefinition", "suppression", "event", "importjob"]
+)
+def test_admin_changelists_render(admin_client, workspace, model):
+    SubscriberFactory(workspace=workspace)
+    assert admin_client.get(f"/admin/subscribers/{model}/").status_code == 200
+    assert admin_client.get(f"/admin/subscribers/{model}/?q=example").status_code == 200
