@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -54,6 +54,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             error_body("payload_too_large", "The request body is too large."),
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
+    elif isinstance(exc, SuspiciousOperation):  # too many form fields or files: a bad request, not a crash
+        return Response(error_body("bad_request", str(exc) or "Bad request."), status=status.HTTP_400_BAD_REQUEST)
     if not isinstance(exc, exceptions.APIException):
         return None  # Django's 500 handling (core.middleware turns it into JSON)
 
