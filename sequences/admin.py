@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 
 from core.errors import ApplicationError
 from sequences import services
@@ -44,7 +44,21 @@ class TemplateAdmin(admin.ModelAdmin):
     list_display = ["name", "subject", "workspace", "updated_at"]
     list_filter = ["workspace"]
     search_fields = ["name", "subject"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["preview", "created_at", "updated_at"]
+
+    @admin.display(description="Preview (sample subscriber)")
+    def preview(self, obj: Template) -> str:
+        if obj.pk is None:
+            return "-"
+        try:
+            rendered = services.template_preview(workspace=obj.workspace, template=obj)
+        except ApplicationError as exc:
+            return exc.message
+        return format_html(
+            '<p><strong>{}</strong> <span style="color:#666">{}</span></p>'
+            '<iframe sandbox="" srcdoc="{}" style="width:100%;min-height:360px;border:1px solid #ccc"></iframe>',
+            rendered.subject, rendered.preheader, escape(rendered.html),  # escape(): ignores "safe" marks
+        )  # fmt: skip
 
     def delete_model(self, request: HttpRequest, obj: Template) -> None:
         try:
@@ -222,15 +236,15 @@ class OutboxEmailAdmin(admin.ModelAdmin):
     def html_preview(self, obj: OutboxEmail) -> str:
         if not obj.html:
             return "-"
-        # srcdoc is escaped by format_html; the empty sandbox runs no script and reaches no cookie.
+        # escape() whatever the string claims to be; the empty sandbox runs no script and reaches no cookie.
         return format_html(
             '<iframe sandbox="" srcdoc="{}" style="width:100%;min-height:480px;border:1px solid #ccc"></iframe>',
-            obj.html,
+            escape(obj.html),
         )
 
     @admin.display(description="HTML source")
     def html_source(self, obj: OutboxEmail) -> str:
-        return format_html('<pre style="white-space:pre-wrap">{}</pre>', obj.html) if obj.html else "-"
+        return format_html('<pre style="white-space:pre-wrap">{}</pre>', escape(obj.html)) if obj.html else "-"
 
     @admin.display(description="Headers")
     def header_list(self, obj: OutboxEmail) -> str:

@@ -184,7 +184,10 @@ class CompiledTemplate:
     @staticmethod
     def _render(field: str, template: DjangoTemplate, context: Mapping[str, Any], *, autoescape: bool) -> str:
         try:
-            return template.render(Context(dict(context), autoescape=autoescape))
+            rendered = template.render(Context(dict(context), autoescape=autoescape))
+            # A plain str, not Django's SafeString: whoever embeds it (an admin page, a wrapper
+            # template) must escape it there rather than trust a mark made for another context.
+            return str.__str__(rendered)
         except Exception as exc:  # noqa: BLE001 - a filter given odd data must not take a batch down
             raise TemplateRenderError(field=field, message=_ON_LINE.sub("", str(exc)) or type(exc).__name__)
 

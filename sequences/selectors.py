@@ -6,18 +6,7 @@ from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Workspace
 from core.errors import NotFound
-from sequences.models import Enrollment, Sequence, Step, Template
-
-
-def template_list(*, workspace: Workspace) -> QuerySet[Template]:
-    return Template.objects.filter(workspace=workspace).order_by("name", "id")
-
-
-def template_get(*, workspace: Workspace, template_id: int) -> Template:
-    template = Template.objects.filter(workspace=workspace, pk=template_id).first()
-    if template is None:
-        raise NotFound("Template not found.")
-    return template
+from sequences.models import Enrollment, Sequence, Step
 
 
 def sequence_queryset() -> QuerySet[Sequence]:
@@ -25,11 +14,6 @@ def sequence_queryset() -> QuerySet[Sequence]:
     return Sequence.objects.prefetch_related(
         Prefetch("steps", queryset=Step.objects.select_related("template").order_by("position", "id"))
     )
-
-
-def sequence_list(*, workspace: Workspace, status: str | None = None) -> QuerySet[Sequence]:
-    sequences = sequence_queryset().filter(workspace=workspace)
-    return sequences.filter(status=status) if status else sequences
 
 
 def sequence_get(*, workspace: Workspace, sequence_id: int) -> Sequence:

@@ -73,6 +73,15 @@ def test_admin_refuses_a_template_that_does_not_compile(admin_client, workspace)
     assert ok.status_code == 302 and Template.objects.filter(name="Fine").exists()
 
 
+def test_admin_template_page_previews_it_inside_an_escaped_sandbox(admin_client, template):
+    template.html = '<p class="x">Hi {{ subscriber.first_name }}</p>"><script>alert(1)</script>'
+    template.save()
+    body = admin_client.get(f"/admin/sequences/template/{template.pk}/change/").content.decode()
+    assert "<strong>Hello Jane</strong>" in body
+    assert 'srcdoc="&lt;p class=&quot;x&quot;&gt;Hi Jane&lt;/p&gt;&quot;&gt;&lt;script&gt;' in body
+    assert "<script>alert(1)</script>" not in body
+
+
 def test_admin_activate_action_shows_why_it_was_refused(admin_client, workspace):
     sequence = SequenceFactory(workspace=workspace, name="Empty")
     response = admin_client.post(

@@ -70,6 +70,11 @@ def test_html_is_autoescaped_but_subject_and_text_are_not():
     assert rendered.text == "<b>Tom & Jerry</b>"
 
 
+def test_rendered_parts_are_plain_strings_not_marked_safe():
+    rendered = render("<p>{{ subscriber.first_name }}</p>", text="{{ subscriber.first_name }}")
+    assert {type(part) for part in (rendered.subject, rendered.preheader, rendered.html, rendered.text)} == {str}
+
+
 def test_text_part_is_generated_from_the_rendered_html_when_absent():
     rendered = render('<h1>Hi {{ subscriber.first_name }}</h1><p>Read <a href="https://example.com/x">this</a></p>')
     assert "Hi Jane" in rendered.text
