@@ -60,7 +60,7 @@ class SubscriberAdminForm(forms.ModelForm):
         ]  # fmt: skip
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         workspace = cleaned.get("workspace") or getattr(self.instance, "workspace", None)
         if workspace is None or self.errors:
             return cleaned
@@ -83,7 +83,7 @@ class ListMembershipInline(admin.TabularInline):
     model = ListMembership
     extra = 0
     can_delete = False
-    fields = ["mailing_list", "subscriber", "status", "subscribed_at", "unsubscribed_at"]
+    fields = ("mailing_list", "subscriber", "status", "subscribed_at", "unsubscribed_at")
     readonly_fields = fields
     show_change_link = False
 
@@ -119,8 +119,11 @@ class SubscriberAdmin(admin.ModelAdmin):
         return [*fields, "workspace"] if obj is not None else fields
 
     def save_model(self, request: HttpRequest, obj: Subscriber, form: forms.ModelForm, change: bool) -> None:
-        data = {name: form.cleaned_data.get(name) for name in SubscriberAdminForm.Meta.fields if name != "workspace"}
-        data = {name: value for name, value in data.items() if value is not None}
+        data: dict[str, Any] = {
+            name: form.cleaned_data[name]
+            for name in SubscriberAdminForm.Meta.fields
+            if name != "workspace" and form.cleaned_data.get(name) is not None
+        }
         if change:
             services.subscriber_update(workspace=obj.workspace, subscriber=obj, **data)
             return
@@ -201,7 +204,7 @@ class _ServiceSavedAdmin(admin.ModelAdmin):
 
         class ServiceCheckedForm(form_class):  # type: ignore[misc, valid-type]
             def clean(self) -> dict[str, Any]:
-                cleaned = super().clean()
+                cleaned = super().clean() or {}
                 if self.errors:
                     return cleaned
                 # Dry run in a savepoint: the service validates (and detects duplicates) for real.

@@ -35,10 +35,10 @@ class IdFilter(django_filters.NumberFilter):
 
 class SubscriberFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=SubscriberStatus.choices)
-    list = IdFilter(field_name="list_memberships__mailing_list_id", help_text="Members of this list (id).")
+    list = IdFilter(method="filter_list", help_text="Members of this list (id), in any state unless `list_status`.")
     list_status = django_filters.ChoiceFilter(
-        field_name="list_memberships__status", choices=MembershipStatus.choices,
-        help_text="With `list`: only memberships in this state.",
+        method="filter_list_status", choices=MembershipStatus.choices,
+        help_text="Membership state: of the `list` if given, else of any list.",
     )  # fmt: skip
     tag = IdFilter(field_name="tags__id", help_text="Tagged with this tag (id).")
     search = django_filters.CharFilter(method="filter_search", max_length=200, help_text="Part of email or name.")
@@ -48,6 +48,18 @@ class SubscriberFilter(django_filters.FilterSet):
     class Meta:
         model = Subscriber
         fields = ["status", "list", "list_status", "tag", "search", "created_after", "created_before"]
+
+    def filter_list(self, queryset: QuerySet, name: str, value: int) -> QuerySet:
+        # One filter() call, so the list and the state apply to the same membership row.
+        lookup: dict[str, object] = {"list_memberships__mailing_list_id": value}
+        if self.form.cleaned_data.get("list_status"):
+            lookup["list_memberships__status"] = self.form.cleaned_data["list_status"]
+        return queryset.filter(**lookup)
+
+    def filter_list_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if self.form.cleaned_data.get("list"):
+            return queryset  # applied together with `list`
+        return queryset.filter(list_memberships__status=value).distinct()
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -157,7 +157,7 @@ def import_job_create(
     mailing_list: MailingList | None = None,
     tag_names: Sequence[str] = (),
     update_existing: bool = True,
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
 ) -> ImportJob:
     """Store the upload and queue its import (after commit, on the default queue)."""
     if file.size is not None and file.size > settings.IMPORT_MAX_FILE_SIZE:
@@ -178,7 +178,7 @@ def import_job_create(
             tag_names=tags,
             update_existing=update_existing,
             total_bytes=file.size or 0,
-            created_by=created_by if getattr(created_by, "pk", None) else None,
+            created_by=created_by,
         )
         job.file.save(f"import-{workspace.pk}.csv", file, save=False)
         job.save()

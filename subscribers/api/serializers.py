@@ -44,7 +44,7 @@ class HtmlSafeBooleanField(serializers.BooleanField):
 class SubscriberSerializer(serializers.ModelSerializer):
     full_name = serializers.CharField(read_only=True)
     attributes = serializers.DictField(read_only=True, help_text="Custom fields, keyed by field key.")
-    tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    tags = serializers.SlugRelatedField[Tag](many=True, read_only=True, slug_field="name")
     status = serializers.ChoiceField(choices=SubscriberStatus.choices, read_only=True)
 
     class Meta:
@@ -126,7 +126,7 @@ class BulkResultSerializer(serializers.Serializer):
     updated = serializers.IntegerField()
     unchanged = serializers.IntegerField()
     skipped = serializers.IntegerField()
-    errors = serializers.IntegerField()
+    errors = serializers.IntegerField()  # type: ignore[assignment]  # a field, not Serializer.errors
 
 
 class UnsubscribeSerializer(serializers.Serializer):
@@ -238,13 +238,13 @@ class FieldDefinitionSerializer(serializers.ModelSerializer):
 
 class FieldDefinitionCreateSerializer(serializers.Serializer):
     key = serializers.CharField(max_length=64, help_text="Lower-case identifier, e.g. `plan`; fixed once created.")
-    label = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    label = serializers.CharField(max_length=100, required=False, allow_blank=True)  # type: ignore[assignment]
     type = serializers.ChoiceField(choices=FieldType.choices, default=FieldType.TEXT)
     choices = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=500)
 
 
 class FieldDefinitionUpdateSerializer(serializers.Serializer):
-    label = serializers.CharField(max_length=100, required=False)
+    label = serializers.CharField(max_length=100, required=False)  # type: ignore[assignment]
     choices = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=500)
 
 
@@ -324,7 +324,7 @@ class EventIngestResultSerializer(serializers.Serializer):
     results = EventItemResultSerializer(many=True)
     created = serializers.IntegerField()
     duplicates = serializers.IntegerField()
-    errors = serializers.IntegerField()
+    errors = serializers.IntegerField()  # type: ignore[assignment]  # a field, not Serializer.errors
 
 
 # Imports -------------------------------------------------------------------------------------

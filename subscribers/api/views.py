@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Count
@@ -18,13 +19,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.scoping import WorkspaceScopedMixin
-from accounts.authentication import ApiKeyUser
+from accounts.authentication import ApiKeyUser, acting_user
 from accounts.idempotency import idempotent
 from core.api.pagination import CursorPagination
 from subscribers import imports, selectors, services
@@ -56,7 +57,7 @@ ID_PATTERN = "[0-9]{1,18}"  # larger numbers are not ids: they answer 404 instea
 class JsonApiMixin(WorkspaceScopedMixin):
     """Bodies are JSON: bulk payloads as form fields would only hit form-field limits."""
 
-    parser_classes = [JSONParser]
+    parser_classes: Sequence[type[BaseParser]] = [JSONParser]
 
 
 class CsvRenderer(BaseRenderer):
@@ -71,7 +72,7 @@ class CsvRenderer(BaseRenderer):
 
 
 class TimelinePagination(CursorPagination):
-    ordering = ("-occurred_at", "-id")
+    ordering = ("-occurred_at", "-id")  # type: ignore[assignment]  # DRF takes a tuple too
 
 
 def actor_for(request: Request) -> str:
@@ -610,7 +611,7 @@ class ImportViewSet(WorkspaceScopedMixin, mixins.ListModelMixin, mixins.Retrieve
         job = imports.import_job_create(
             workspace=self.workspace, file=data["file"], column_mapping=data.get("column_mapping"),
             mailing_list=mailing_list, tag_names=data.get("tags", []), update_existing=data["update_existing"],
-            created_by=None if isinstance(request.user, ApiKeyUser) else request.user,
+            created_by=acting_user(request),
         )  # fmt: skip
         return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

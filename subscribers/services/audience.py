@@ -117,13 +117,13 @@ def _resolve_members(
         if subscriber is None:
             result.error = {"field": "subscriber_ids", "code": "not_found", "message": "Subscriber not found."}
         resolved.append((subscriber, result))
-    for offset, email in enumerate(normalized):
+    for offset, address in enumerate(normalized):
         index = len(subscriber_ids) + offset
-        if isinstance(email, ValidationFailed):
-            resolved.append((None, MemberResult(index=index, status="error", error=error_as_dict(email))))
+        if isinstance(address, ValidationFailed):
+            resolved.append((None, MemberResult(index=index, status="error", error=error_as_dict(address))))
             continue
-        subscriber = by_email.get(email)
-        result = MemberResult(index=index, status="error", email=email)
+        subscriber = by_email.get(address)
+        result = MemberResult(index=index, status="error", email=address)
         if subscriber is None:
             result.error = {"field": "emails", "code": "not_found", "message": "Subscriber not found."}
         resolved.append((subscriber, result))

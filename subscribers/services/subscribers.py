@@ -39,7 +39,7 @@ PROFILE_FIELDS = ("first_name", "last_name", "time_zone", "locale")
 BULK_MAX_ITEMS = 1000
 UPSERT_CHUNK_SIZE = 500
 
-STATUS_EVENT = {
+STATUS_EVENT: dict[str, str] = {
     SubscriberStatus.ACTIVE: EventType.SUBSCRIBED,
     SubscriberStatus.UNSUBSCRIBED: EventType.UNSUBSCRIBED,
     SubscriberStatus.BOUNCED: EventType.BOUNCED,

@@ -132,6 +132,21 @@ def test_list_filters_by_status_list_tag_search_and_created_range(api, workspace
     assert api.get("/api/v1/subscribers?list=99999999999999999999999").status_code == 400
 
 
+def test_list_and_list_status_filters_apply_to_the_same_membership(api, workspace):
+    first, second = MailingListFactory(workspace=workspace), MailingListFactory(workspace=workspace)
+    ada = SubscriberFactory(workspace=workspace, email="ada@example.org")
+    ListMembership.objects.create(mailing_list=first, subscriber=ada, status="pending")
+    ListMembership.objects.create(mailing_list=second, subscriber=ada, status="subscribed")
+    ListMembership.objects.create(mailing_list=MailingListFactory(workspace=workspace), subscriber=ada)
+
+    def ids(query: str) -> list[int]:
+        return [row["id"] for row in api.get(f"/api/v1/subscribers?{query}").json()["results"]]
+
+    assert ids(f"list={second.pk}&list_status=pending") == []
+    assert ids(f"list={first.pk}&list_status=pending") == [ada.pk]
+    assert ids("list_status=subscribed") == [ada.pk]  # once, though on two lists
+
+
 def test_list_is_cursor_paginated_newest_first(api, workspace):
     created = [SubscriberFactory(workspace=workspace) for _ in range(5)]
     first = api.get("/api/v1/subscribers?page_size=2").json()
