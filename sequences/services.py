@@ -34,7 +34,7 @@ from sequences.rendering import (
     compile_template,
     merge_context,
 )
-from subscribers.models import EventType, Subscriber, SubscriberStatus, Suppression, SuppressionKind
+from subscribers.models import Event, EventType, Subscriber, SubscriberStatus, Suppression, SuppressionKind
 from subscribers.services import event_record
 
 ENROLL_MAX_ITEMS = 1000
@@ -691,3 +691,40 @@ def enrollment_exit(*, workspace: Workspace, enrollment: Enrollment, reason: str
     if locked.status != EnrollmentStatus.ACTIVE:
         raise Conflict(f"The enrollment is already {locked.status}.", code="enrollment_not_active")
     return _enrollment_finish(locked, status=EnrollmentStatus.EXITED, reason=reason.strip() or "exited")
+
+
+# Events that lead nowhere as goals: the sequence's own bookkeeping.
+NOT_GOALS = frozenset({EventType.ENROLLED, EventType.EXITED, EventType.GOAL})
+
+
+def enrollments_goal_check(event: Event) -> None:
+    """An event handler (registered in SequencesConfig.ready): when a subscriber's event is the goal
+    of sequences they are actively enrolled in, those enrollments complete (`goal reached`) and a
+    `goal` event is recorded."""
+    if event.subscriber_id is None or event.type in NOT_GOALS or not event.name:
+        return
+    reached = Enrollment.objects.filter(
+        workspace_id=event.workspace_id, subscriber_id=event.subscriber_id, status=EnrollmentStatus.ACTIVE,
+        sequence__goal_event=event.name, enrolled_at__lte=event.occurred_at,
+    )  # fmt: skip
+    for enrollment_id in list(reached.values_list("id", flat=True)):
+        _enrollment_goal_reach(enrollment_id=enrollment_id, event=event)
+
+
+@transaction.atomic
+def _enrollment_goal_reach(*, enrollment_id: int, event: Event) -> None:
+    enrollment = (
+        Enrollment.objects.select_for_update(of=("self",))
+        .select_related("workspace", "subscriber")
+        .filter(pk=enrollment_id, status=EnrollmentStatus.ACTIVE)
+        .first()
+    )
+    if enrollment is None:  # exited or completed meanwhile
+        return
+    _enrollment_finish(enrollment, status=EnrollmentStatus.COMPLETED, reason=f"goal reached: {event.name}")
+    event_record(
+        workspace=enrollment.workspace, subscriber=enrollment.subscriber, type=EventType.GOAL, name=event.name,
+        sequence_id=enrollment.sequence_id, step_id=enrollment.current_step_id, occurred_at=event.occurred_at,
+        properties={"enrollment_id": enrollment.pk, "event_id": event.pk},
+        dedupe_key=f"goal:{enrollment.pk}",
+    )  # fmt: skip

@@ -11,6 +11,7 @@ from accounts.models import Role
 from sequences import services
 from sequences.models import Enrollment, EnrollmentStatus, ReEntry, SequenceStatus
 from subscribers.models import Event, EventType
+from subscribers.services import event_record
 from tests.factories import EnrollmentFactory, SequenceFactory, StepFactory, SubscriberFactory, SuppressionFactory
 
 pytestmark = pytest.mark.django_db
@@ -235,3 +236,40 @@ def test_two_concurrent_requests_enroll_a_subscriber_once(workspace, template):
         thread.join(timeout=30)
     assert sorted(outcomes) == ["already_enrolled", "enrolled"]
     assert Enrollment.objects.filter(subscriber=subscriber).count() == 1
+
+
+def test_reaching_the_goal_event_completes_the_enrollment(
+    active_sequence, subscriber, django_capture_on_commit_callbacks
+):
+    active_sequence.goal_event = "purchased"
+    active_sequence.save()
+    enrollment = EnrollmentFactory(sequence=active_sequence, subscriber=subscriber)
+    untouched = EnrollmentFactory(sequence=SequenceFactory(workspace=subscriber.workspace, goal_event="other"))
+    with django_capture_on_commit_callbacks(execute=True):
+        event_record(workspace=subscriber.workspace, subscriber=subscriber, name="purchased")
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.exit_reason) == ("completed", "goal reached: purchased")
+    goal = Event.objects.get(type=EventType.GOAL)
+    assert (goal.subscriber_id, goal.sequence_id, goal.name) == (subscriber.pk, active_sequence.pk, "purchased")
+    untouched.refresh_from_db()
+    assert untouched.status == "active"
+
+
+def test_other_events_and_other_subscribers_leave_enrollments_alone(
+    active_sequence, subscriber, workspace, django_capture_on_commit_callbacks
+):
+    active_sequence.goal_event = "purchased"
+    active_sequence.save()
+    enrollment = EnrollmentFactory(sequence=active_sequence, subscriber=subscriber)
+    someone_else = SubscriberFactory(workspace=workspace)
+    with django_capture_on_commit_callbacks(execute=True):
+        event_record(workspace=workspace, subscriber=subscriber, name="browsed")
+        event_record(workspace=workspace, subscriber=someone_else, name="purchased")
+        # An event from before the enrollment is not a goal reached during it.
+        event_record(
+            workspace=workspace, subscriber=subscriber, name="purchased",
+            occurred_at=enrollment.enrolled_at - timedelta(days=1),
+        )  # fmt: skip
+    enrollment.refresh_from_db()
+    assert enrollment.status == "active"
+    assert not Event.objects.filter(type=EventType.GOAL).exists()
