@@ -52,4 +52,4 @@ schema: $(STAMP_RUN)
 	$(PY) manage.py spectacular --file var/schema.yml
 
 clean:
-	rm -rf $(VENV) var/db.sqlite3* var/redis
+	rm -rf $(VENV) var/db.sqlite3* var/redis var/run var/staticfiles
