@@ -21,7 +21,7 @@ from subscribers.services.audience import (
     tag_delete,
     tag_update,
 )
-from subscribers.services.events import EventHandler, event_handler_register, event_record
+from subscribers.services.events import EventHandler, event_handler_register, event_record, events_record_many
 from subscribers.services.ingest import EventItemResult, events_ingest
 from subscribers.services.subscribers import (
     BULK_MAX_ITEMS,
@@ -53,6 +53,7 @@ __all__ = [
     "event_handler_register",
     "event_record",
     "events_ingest",
+    "events_record_many",
     "field_definition_create",
     "field_definition_delete",
     "field_definition_update",

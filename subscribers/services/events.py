@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -86,3 +86,26 @@ def event_record(
         return Event.objects.get(workspace=workspace, dedupe_key=dedupe_key), False
     transaction.on_commit(lambda: _event_dispatch(event))
     return event, True
+
+
+def events_record_many(*, workspace: Workspace, events: Sequence[Event]) -> list[Event]:
+    """Write many events in one insert (bulk imports); each is handed to the handlers after commit.
+
+    For events without a `dedupe_key`: the unique key is not checked here.
+    """
+    for event in events:
+        if event.workspace_id != workspace.pk or (
+            event.subscriber is not None and event.subscriber.workspace_id != workspace.pk
+        ):
+            raise ValueError("event or subscriber belongs to another workspace")
+        if event.dedupe_key:
+            raise ValueError("events with a dedupe_key go through event_record")
+        event.name = event.name or str(event.type)
+    created = Event.objects.bulk_create(events)
+
+    def dispatch_all() -> None:
+        for event in created:
+            _event_dispatch(event)
+
+    transaction.on_commit(dispatch_all)
+    return created

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from core.errors import ApplicationError, Conflict, ValidationFailed
 from subscribers.models import (
+    Event,
     EventType,
     ListMembership,
     MailingList,
@@ -23,7 +24,7 @@ from subscribers.models import (
     SubscriberStatus,
     Tag,
 )
-from subscribers.services.events import event_record
+from subscribers.services.events import event_record, events_record_many
 from subscribers.services.validation import (
     UNSTORABLE_RE,
     attributes_clean,
@@ -441,6 +442,7 @@ def subscribers_upsert_chunk(
                     workspace=workspace, rows=rows, update_existing=update_existing, consent_source=consent_source,
                     mailing_list=mailing_list, tags=tags,
                 )  # fmt: skip
+            _record_subscribed(workspace, to_create, consent_source, mailing_list)
         if to_update:
             Subscriber.objects.bulk_update(to_update, ["attributes", "updated_at", *PROFILE_FIELDS])
         _attach(workspace, [o.subscriber for o in outcomes if o.status != "skipped"], mailing_list, tags)
@@ -463,6 +465,7 @@ def _upsert_one_by_one(
                 with transaction.atomic():
                     subscriber.save()
                 outcomes.append(UpsertOutcome("created", subscriber))
+                _record_subscribed(workspace, [subscriber], consent_source, mailing_list)
                 continue
             except IntegrityError:
                 current = subscribers_by_email(workspace=workspace, emails=[row.email])[row.email]
@@ -475,6 +478,20 @@ def _upsert_one_by_one(
             outcomes.append(UpsertOutcome("unchanged", current))
     _attach(workspace, [o.subscriber for o in outcomes if o.status != "skipped"], mailing_list, tags)
     return outcomes
+
+
+def _record_subscribed(
+    workspace: Workspace, created: Sequence[Subscriber], source: str, mailing_list: MailingList | None
+) -> None:
+    properties: dict[str, Any] = {"source": source}
+    if mailing_list is not None:
+        properties.update(list_id=mailing_list.pk, list=mailing_list.name)
+    events_record_many(
+        workspace=workspace,
+        events=[
+            Event(workspace=workspace, subscriber=s, type=EventType.SUBSCRIBED, properties=properties) for s in created
+        ],
+    )
 
 
 def _attach(
