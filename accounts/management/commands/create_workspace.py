@@ -6,6 +6,8 @@ alone, so scripts can capture it: `id=$(python manage.py create_workspace ... | 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
@@ -26,7 +28,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--time-zone", default="UTC", help="IANA time zone of the workspace (default UTC).")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         email = str(options["owner_email"]).strip()
         try:
             validate_email(email)

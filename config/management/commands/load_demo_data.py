@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -119,7 +120,7 @@ def demo_password() -> str:
     return os.environ.get("DEMO_PASSWORD") or DEMO_DEFAULT_PASSWORD
 
 
-def _demo_people(rng: random.Random, today: date) -> list[dict]:
+def _demo_people(rng: random.Random, today: date) -> list[dict[str, Any]]:
     people = []
     for number in range(1, DEMO_SUBSCRIBER_COUNT + 1):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
@@ -159,7 +160,7 @@ def _demo_people(rng: random.Random, today: date) -> list[dict]:
     return people
 
 
-def _owner_get_or_create(*, email: str, password: str):
+def _owner_get_or_create(*, email: str, password: str) -> Any:
     User = get_user_model()
     user = User.objects.filter(username__iexact=email).first()
     if user is None:
@@ -293,7 +294,7 @@ def demo_data_load(*, with_login: bool) -> DemoSummary:
     )
 
 
-def _welcome_sequence_get_or_create(*, workspace: Workspace, now) -> Sequence:
+def _welcome_sequence_get_or_create(*, workspace: Workspace, now: datetime) -> Sequence:
     sequence = Sequence.objects.filter(workspace=workspace, name="Welcome series").first()
     if sequence is None:
         sequence = Sequence.objects.create(
@@ -332,7 +333,7 @@ class Command(BaseCommand):
         "Safe to run again: it only adds what is missing."
     )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         summary = demo_data_load(with_login=not settings.PRODUCTION)
         self.stdout.write(
             f"Demo workspace '{summary.workspace.name}' (id {summary.workspace.pk}, slug {summary.workspace.slug}): "

@@ -16,12 +16,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+from config.management.commands.load_demo_data import DemoSummary, demo_data_load
 from config.queues import Queue
 
 STOP_TIMEOUT = 15.0
@@ -89,7 +91,7 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", "2")))
         parser.add_argument("--no-demo", action="store_true", help="Do not load the demo workspace.")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         host, port = str(options["host"]), int(options["port"])
         if not _port_is_free(host, port):
             raise CommandError(f"Port {port} on {host} is in use; choose another with PORT=... (make run PORT=8001).")
@@ -97,11 +99,7 @@ class Command(BaseCommand):
         self.stdout.write("Migrating the database ...")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
-        demo = None
-        if not options["no_demo"]:
-            from config.management.commands.load_demo_data import demo_data_load
-
-            demo = demo_data_load(with_login=not settings.PRODUCTION)
+        demo = None if options["no_demo"] else demo_data_load(with_login=not settings.PRODUCTION)
 
         connections.close_all()  # the children open their own; keep no idle SQLite handle here
 
@@ -156,7 +154,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Received {signal.Signals(stop_requested[0]).name}; stopping web, worker and beat ...")
         return 0
 
-    def _print_banner(self, base: str, demo: object) -> None:
+    def _print_banner(self, base: str, demo: DemoSummary | None) -> None:
         lines = [
             "",
             f"{settings.APP_NAME} is running (Ctrl-C stops it).",
@@ -166,7 +164,7 @@ class Command(BaseCommand):
             f"  Health       {base}/health  and  {base}/health/ready",
             f"  Metrics      {base}/metrics",
         ]
-        if demo is not None and getattr(demo, "owner_email", None):
+        if demo is not None and demo.owner_email:
             lines.append(
                 f"  Demo login   {demo.owner_email} / {demo.password}   (workspace 'Demo', id {demo.workspace.pk})"
             )
