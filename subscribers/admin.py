@@ -10,6 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
@@ -208,8 +209,6 @@ class _ServiceSavedAdmin(admin.ModelAdmin):
                 if self.errors:
                     return cleaned
                 # Dry run in a savepoint: the service validates (and detects duplicates) for real.
-                from django.db import transaction
-
                 try:
                     with transaction.atomic():
                         if self.instance.pk:

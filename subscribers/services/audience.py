@@ -33,6 +33,12 @@ FIELD_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RESERVED_FIELD_KEYS = {"email", "first_name", "last_name", "time_zone", "locale", "status", "id", "full_name"}
 
 
+def _check_owned(workspace: Workspace, instance: Any) -> None:
+    """Callers resolve rows in the workspace first (a foreign id is a 404 there); this is the backstop."""
+    if instance.workspace_id != workspace.pk:
+        raise ValueError(f"{type(instance).__name__} belongs to another workspace")
+
+
 def _save_unique(instance: Any, *, message: str, code: str, field: str) -> None:
     try:
         with transaction.atomic():
@@ -71,7 +77,7 @@ def mailing_list_create(
 
 
 def mailing_list_update(*, workspace: Workspace, mailing_list: MailingList, **changes: Any) -> MailingList:
-    assert mailing_list.workspace_id == workspace.pk
+    _check_owned(workspace, mailing_list)
     if "name" in changes:
         mailing_list.name = _text(changes["name"], field="name", max_length=200)
     if "description" in changes:
@@ -84,7 +90,7 @@ def mailing_list_update(*, workspace: Workspace, mailing_list: MailingList, **ch
 
 def mailing_list_delete(*, workspace: Workspace, mailing_list: MailingList) -> None:
     """Delete the list and its memberships; the subscribers stay."""
-    assert mailing_list.workspace_id == workspace.pk
+    _check_owned(workspace, mailing_list)
     mailing_list.delete()
 
 
@@ -171,14 +177,14 @@ def tag_create(*, workspace: Workspace, name: str) -> Tag:
 
 
 def tag_update(*, workspace: Workspace, tag: Tag, name: str) -> Tag:
-    assert tag.workspace_id == workspace.pk
+    _check_owned(workspace, tag)
     tag.name = _text(name, field="name", max_length=100)
     _save_unique(tag, message=f"A tag named '{tag.name}' exists.", code="tag_exists", field="name")
     return tag
 
 
 def tag_delete(*, workspace: Workspace, tag: Tag) -> None:
-    assert tag.workspace_id == workspace.pk
+    _check_owned(workspace, tag)
     tag.delete()
 
 
@@ -231,7 +237,7 @@ def field_definition_update(
     *, workspace: Workspace, definition: FieldDefinition, label: str | None = None, choices: Sequence[str] | None = None
 ) -> FieldDefinition:
     """Change the label or a choice field's choices. Key and type are fixed: stored values depend on them."""
-    assert definition.workspace_id == workspace.pk
+    _check_owned(workspace, definition)
     if label is not None:
         definition.label = _text(label, field="label", max_length=100)
     if choices is not None:
@@ -242,7 +248,7 @@ def field_definition_update(
 
 def field_definition_delete(*, workspace: Workspace, definition: FieldDefinition) -> None:
     """Delete the definition. Stored values stay on subscribers but can no longer be set."""
-    assert definition.workspace_id == workspace.pk
+    _check_owned(workspace, definition)
     definition.delete()
 
 
@@ -289,12 +295,12 @@ def suppression_get_or_create(
 
 
 def suppression_update(*, workspace: Workspace, suppression: Suppression, reason: str) -> Suppression:
-    assert suppression.workspace_id == workspace.pk
+    _check_owned(workspace, suppression)
     suppression.reason = _text(reason, field="reason", max_length=255, required=False)
     suppression.save(update_fields=["reason"])
     return suppression
 
 
 def suppression_delete(*, workspace: Workspace, suppression: Suppression) -> None:
-    assert suppression.workspace_id == workspace.pk
+    _check_owned(workspace, suppression)
     suppression.delete()

@@ -204,9 +204,11 @@ def subscriber_update(*, workspace: Workspace, subscriber: Subscriber, **changes
         setattr(subscriber, name, value)
     if "attributes" in changes:
         subscriber.attributes = attributes_merge(current=subscriber.attributes, changes=clean.attributes)
-    for name in ("consent_source", "consent_ip", "consent_at", "confirmed_at"):
+    if "consent_source" in changes:
+        subscriber.consent_source = name_check(value=changes["consent_source"], field="consent_source")
+    for name in ("consent_ip", "consent_at", "confirmed_at"):
         if name in changes:
-            setattr(subscriber, name, changes[name] if changes[name] is not None or name != "consent_source" else "")
+            setattr(subscriber, name, changes[name] or None)
     try:
         with transaction.atomic():
             subscriber.save()
@@ -274,14 +276,18 @@ def subscriber_confirm(*, workspace: Workspace, subscriber: Subscriber) -> Subsc
     _check_owned(workspace, subscriber)
     now = timezone.now()
     with transaction.atomic():
-        if subscriber.confirmed_at is None:
+        newly = subscriber.confirmed_at is None
+        if newly:
             subscriber.confirmed_at = now
             subscriber.save(update_fields=["confirmed_at", "updated_at"])
         confirmed = ListMembership.objects.filter(subscriber=subscriber, status=MembershipStatus.PENDING).update(
             status=MembershipStatus.SUBSCRIBED, subscribed_at=now
         )
-        if confirmed:
-            event_record(workspace=workspace, subscriber=subscriber, type=EventType.CONFIRMED)
+        if newly or confirmed:
+            event_record(
+                workspace=workspace, subscriber=subscriber, type=EventType.CONFIRMED,
+                properties={"lists_confirmed": confirmed},
+            )  # fmt: skip
     return subscriber
 
 
