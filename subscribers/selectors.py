@@ -18,6 +18,7 @@ from subscribers.models import (
     Subscriber,
     Suppression,
     SuppressionKind,
+    Tag,
 )
 
 
@@ -51,8 +52,23 @@ def event_list(*, workspace: Workspace, filters: Mapping[str, Any] | None = None
     return _filtered(EventFilter, Event.objects.filter(workspace=workspace), filters)
 
 
-def mailing_list_get(*, workspace: Workspace, list_id: Any, field: str = "list_id") -> MailingList:
-    """The list, or a 400 naming `field` (a list id in a request body is input, not a URL)."""
+def mailing_list_get(*, workspace: Workspace, list_id: int | str) -> MailingList:
+    """The list named in a URL; NotFound for a missing one or another workspace's."""
+    mailing_list = MailingList.objects.filter(workspace=workspace, pk=list_id).first()
+    if mailing_list is None:
+        raise NotFound("List not found.")
+    return mailing_list
+
+
+def tag_get(*, workspace: Workspace, tag_id: int | str) -> Tag:
+    tag = Tag.objects.filter(workspace=workspace, pk=tag_id).first()
+    if tag is None:
+        raise NotFound("Tag not found.")
+    return tag
+
+
+def mailing_list_for_input(*, workspace: Workspace, list_id: Any, field: str = "list_id") -> MailingList:
+    """The list named in a request body: a missing one is bad input, a 400 naming `field`."""
     if isinstance(list_id, bool) or not isinstance(list_id, int):
         raise ValidationFailed.for_field(field, "Must be a list id.")
     mailing_list = MailingList.objects.filter(workspace=workspace, pk=list_id).first()

@@ -118,7 +118,7 @@ class SubscriberViewSet(
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         mailing_lists = [
-            selectors.mailing_list_get(workspace=self.workspace, list_id=list_id, field=f"list_ids[{i}]")
+            selectors.mailing_list_for_input(workspace=self.workspace, list_id=list_id, field=f"list_ids[{i}]")
             for i, list_id in enumerate(data.pop("list_ids", []))
         ]
         data.setdefault("consent_ip", _client_ip(request))
@@ -150,7 +150,7 @@ class SubscriberViewSet(
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         mailing_list = (
-            selectors.mailing_list_get(workspace=self.workspace, list_id=data["list_id"])
+            selectors.mailing_list_for_input(workspace=self.workspace, list_id=data["list_id"])
             if data.get("list_id") else None
         )  # fmt: skip
         results = services.subscribers_bulk_upsert(
@@ -238,11 +238,11 @@ class SubscriberViewSet(
     def _lists_add(self, request: Request, subscriber: Subscriber) -> Response:
         serializer = s.SubscriberListsAddSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        for index, list_id in enumerate(serializer.validated_data["list_ids"]):
-            mailing_list = selectors.mailing_list_get(
-                workspace=self.workspace, list_id=list_id, field=f"list_ids[{index}]"
-            )
-            services.list_membership_add(workspace=self.workspace, subscriber=subscriber, mailing_list=mailing_list)
+        mailing_lists = [
+            selectors.mailing_list_for_input(workspace=self.workspace, list_id=list_id, field=f"list_ids[{i}]")
+            for i, list_id in enumerate(serializer.validated_data["list_ids"])
+        ]  # all resolved before anything changes
+        services.subscriber_lists_join(workspace=self.workspace, subscriber=subscriber, mailing_lists=mailing_lists)
         memberships = ListMembership.objects.filter(subscriber=subscriber).select_related("mailing_list")
         return Response(s.SubscriberMembershipSerializer(memberships, many=True).data)
 
@@ -254,7 +254,7 @@ class SubscriberViewSet(
     @action(detail=True, methods=["delete"], url_path=f"lists/(?P<list_id>{ID_PATTERN})", filterset_class=None)
     def list_remove(self, request: Request, pk: str | None = None, list_id: str | None = None) -> Response:
         subscriber = self.get_object()
-        mailing_list = get_object_or_404(MailingList.objects.filter(workspace=self.workspace), pk=list_id)
+        mailing_list = selectors.mailing_list_get(workspace=self.workspace, list_id=str(list_id))
         services.list_membership_remove(workspace=self.workspace, subscriber=subscriber, mailing_list=mailing_list)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -281,7 +281,7 @@ class SubscriberViewSet(
     @action(detail=True, methods=["delete"], url_path=f"tags/(?P<tag_id>{ID_PATTERN})", filterset_class=None)
     def tag_remove(self, request: Request, pk: str | None = None, tag_id: str | None = None) -> Response:
         subscriber = self.get_object()
-        tag = get_object_or_404(Tag.objects.filter(workspace=self.workspace), pk=tag_id)
+        tag = selectors.tag_get(workspace=self.workspace, tag_id=str(tag_id))
         services.subscriber_tag_remove(workspace=self.workspace, subscriber=subscriber, tag=tag)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -605,7 +605,7 @@ class ImportViewSet(WorkspaceScopedMixin, mixins.ListModelMixin, mixins.Retrieve
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         mailing_list = (
-            selectors.mailing_list_get(workspace=self.workspace, list_id=data["list_id"])
+            selectors.mailing_list_for_input(workspace=self.workspace, list_id=data["list_id"])
             if data.get("list_id") else None
         )  # fmt: skip
         job = imports.import_job_create(

@@ -326,6 +326,17 @@ def list_membership_add(
     return membership, created
 
 
+@transaction.atomic
+def subscriber_lists_join(
+    *, workspace: Workspace, subscriber: Subscriber, mailing_lists: Sequence[MailingList]
+) -> list[ListMembership]:
+    """Put the subscriber on several lists at once (all or none)."""
+    return [
+        list_membership_add(workspace=workspace, subscriber=subscriber, mailing_list=mailing_list)[0]
+        for mailing_list in mailing_lists
+    ]
+
+
 def list_membership_remove(*, workspace: Workspace, subscriber: Subscriber, mailing_list: MailingList) -> bool:
     """Take the subscriber off the list; the membership stays, marked unsubscribed, as history."""
     _check_owned(workspace, subscriber)

@@ -298,3 +298,12 @@ def test_export_streams_the_filtered_subscribers_as_csv(api, workspace):
 def test_huge_or_malformed_ids_in_the_path_answer_404(api):
     assert api.get("/api/v1/subscribers/99999999999999999999999999").status_code == 404
     assert api.get("/api/v1/subscribers/abc").status_code == 404
+
+
+def test_joining_lists_with_one_unknown_list_changes_nothing(api, workspace):
+    subscriber = SubscriberFactory(workspace=workspace)
+    good = MailingListFactory(workspace=workspace)
+    response = api.post(f"/api/v1/subscribers/{subscriber.pk}/lists", {"list_ids": [good.pk, 987654]}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["error"]["details"]) == ["list_ids[1]"]
+    assert not ListMembership.objects.filter(subscriber=subscriber).exists()
