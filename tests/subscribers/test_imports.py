@@ -272,3 +272,23 @@ def test_an_upload_with_too_many_form_fields_answers_400_not_500(api):
 def test_json_endpoints_refuse_form_bodies_with_415(api):
     response = api.post("/api/v1/events", {"events": ["x"] * 5}, format="multipart")
     assert response.status_code == 415
+
+
+def test_progress_is_saved_after_every_chunk(workspace, monkeypatch):
+    from subscribers import imports
+
+    monkeypatch.setattr(imports, "IMPORT_CHUNK_SIZE", 3)
+    content = "email\n" + "".join(f"p{i}@example.org\n" for i in range(7))
+    job = import_job_create(workspace=workspace, file=upload("p.csv", content))
+    seen = []
+    flush = imports._flush
+
+    def flush_and_look(*args, **kwargs):
+        flush(*args, **kwargs)
+        stored = ImportJob.objects.get(pk=job.pk)
+        seen.append((stored.status, stored.processed_rows, stored.created_count, stored.processed_bytes > 0))
+
+    monkeypatch.setattr(imports, "_flush", flush_and_look)
+    import_job_run(import_job_id=job.pk)
+    assert seen == [("running", 3, 3, True), ("running", 6, 6, True), ("running", 7, 7, True)]
+    assert ImportJob.objects.get(pk=job.pk).status == ImportStatus.COMPLETED

@@ -307,3 +307,20 @@ def test_joining_lists_with_one_unknown_list_changes_nothing(api, workspace):
     assert response.status_code == 400
     assert list(response.json()["error"]["details"]) == ["list_ids[1]"]
     assert not ListMembership.objects.filter(subscriber=subscriber).exists()
+
+
+def test_create_with_an_idempotency_key_creates_once(api, workspace):
+    first = api.post("/api/v1/subscribers", {"email": "once@example.org"}, HTTP_IDEMPOTENCY_KEY="create-1")
+    again = api.post("/api/v1/subscribers", {"email": "once@example.org"}, HTTP_IDEMPOTENCY_KEY="create-1")
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    assert Subscriber.objects.filter(workspace=workspace).count() == 1
+
+
+def test_export_answers_a_client_that_accepts_only_csv(api, workspace):
+    SubscriberFactory(workspace=workspace, email="ada@example.org")
+    response = api.get("/api/v1/subscribers/export", HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200
+    assert b"ada@example.org" in b"".join(response.streaming_content)
+    response = api.get("/api/v1/subscribers/export?status=nonsense", HTTP_ACCEPT="text/csv")
+    assert response.status_code == 400
