@@ -324,3 +324,23 @@ def test_export_answers_a_client_that_accepts_only_csv(api, workspace):
     assert b"ada@example.org" in b"".join(response.streaming_content)
     response = api.get("/api/v1/subscribers/export?status=nonsense", HTTP_ACCEPT="text/csv")
     assert response.status_code == 400
+
+
+def test_export_under_asgi_streams_without_collecting_the_rows_first(client_for, workspace):
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    SubscriberFactory(workspace=workspace, email="ada@example.org")
+    SubscriberFactory(workspace=workspace, email="grace@example.org")
+    client = AsyncClient(headers={"X-Workspace": str(workspace.pk)})
+    client.force_login(client_for(workspace, Role.VIEWER).user)
+
+    async def export():
+        response = await client.get("/api/v1/subscribers/export")
+        return response, [chunk async for chunk in response.streaming_content]
+
+    response, chunks = async_to_sync(export)()
+    assert response.status_code == 200
+    assert response.is_async  # served from an async iterator: daphne sends it as it is produced
+    body = b"".join(chunk if isinstance(chunk, bytes) else chunk.encode() for chunk in chunks).decode()
+    assert body.count("@example.org") == 2
