@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from kombu import Exchange
 from kombu import Queue as KombuQueue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -16,7 +17,12 @@ app.autodiscover_tasks(["config"], related_name="tasks")
 def _declare_queues() -> None:
     from config.queues import Queue
 
-    app.conf.task_queues = [KombuQueue(queue.value) for queue in Queue]
+    # Each queue gets its own exchange and routing key. Left out, Celery binds every queue to the
+    # "default" exchange with the "default" key, so anything published through that exchange (rather
+    # than by queue name) would reach every queue.
+    app.conf.task_queues = [
+        KombuQueue(queue.value, Exchange(queue.value, type="direct"), routing_key=queue.value) for queue in Queue
+    ]
 
 
 _declare_queues()
