@@ -272,12 +272,25 @@ def import_job_run(*, import_job_id: int) -> ImportJob | None:
             status=ImportStatus.FAILED, failure_reason="An unexpected error stopped the import.",
             finished_at=timezone.now(),
         )  # fmt: skip
+    _upload_discard(job)
     job.refresh_from_db()
     return job
 
 
+def _upload_discard(job: ImportJob) -> None:
+    """The upload holds personal data and is not needed once the import has finished; the report stays."""
+    if job.file:
+        try:
+            job.file.delete(save=False)
+        except OSError:
+            logger.warning("Could not delete the upload of import %s", job.pk, exc_info=True)
+        ImportJob.objects.filter(pk=job.pk).update(file="")
+
+
 def _import_stream(job: ImportJob) -> None:
     workspace = job.workspace
+    if not job.file or not job.file.storage.exists(job.file.name or ""):
+        raise _ImportFailed("The uploaded file is no longer available; upload it again.")
     definitions = field_definitions_by_key(workspace=workspace)
     tags = tags_get_or_create(workspace=workspace, names=job.tag_names) if job.tag_names else []
     progress = _Progress()

@@ -8,6 +8,7 @@ from itertools import islice
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import Count
 from django.http import StreamingHttpResponse
@@ -31,6 +32,7 @@ from accounts.api.scoping import WorkspaceScopedMixin
 from accounts.authentication import ApiKeyUser, acting_user
 from accounts.idempotency import idempotent
 from core.api.pagination import CursorPagination
+from core.errors import PayloadTooLarge
 from subscribers import imports, selectors, services
 from subscribers.api import serializers as s
 from subscribers.filters import (
@@ -61,6 +63,22 @@ class JsonApiMixin(WorkspaceScopedMixin):
     """Bodies are JSON: bulk payloads as form fields would only hit form-field limits."""
 
     parser_classes: Sequence[type[BaseParser]] = [JSONParser]
+
+
+class UploadSizeLimitedParser(MultiPartParser):
+    """Refuses an upload larger than IMPORT_MAX_FILE_SIZE from its Content-Length, before receiving it."""
+
+    MULTIPART_OVERHEAD = 64 * 1024  # boundaries and the other form fields
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        request = (parser_context or {}).get("request")
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
+        except ValueError:
+            length = 0
+        if length > settings.IMPORT_MAX_FILE_SIZE + self.MULTIPART_OVERHEAD:
+            raise PayloadTooLarge(f"The file is larger than the limit of {settings.IMPORT_MAX_FILE_SIZE} bytes.")
+        return super().parse(stream, media_type, parser_context)
 
 
 class CsvRenderer(BaseRenderer):
@@ -609,7 +627,7 @@ class ImportViewSet(WorkspaceScopedMixin, mixins.ListModelMixin, mixins.Retrieve
     queryset = ImportJob.objects.all()
     serializer_class = s.ImportJobSerializer
     filterset_class = ImportJobFilter
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [UploadSizeLimitedParser, FormParser]
     lookup_value_regex = ID_PATTERN
 
     @extend_schema(
