@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -18,8 +19,23 @@ from core.errors import ApplicationError
 logger = logging.getLogger(__name__)
 
 
+def _encodable(value: Any) -> Any:
+    """Messages may quote the input; a lone surrogate in it cannot be encoded as UTF-8 and would turn a
+    400 into a 500 while rendering, so it is replaced."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8") if _SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(item) for item in value]
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details}}
+    return {"error": {"code": code, "message": _encodable(message), "details": _encodable(details)}}
 
 
 def _first_message(details: Any, path: str = "") -> str:
