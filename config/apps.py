@@ -9,3 +9,12 @@ class ProjectConfig(AppConfig):
     name = "config"
     label = "config"
     verbose_name = "Project configuration"
+
+    def ready(self) -> None:
+        from django.conf import settings
+        from django.contrib import admin
+
+        # The admin is the marketer's UI for now: it carries the product's name, not Django's.
+        admin.site.site_header = f"{settings.APP_NAME} administration"
+        admin.site.site_title = settings.APP_NAME
+        admin.site.index_title = "Workspaces, subscribers and sequences"
