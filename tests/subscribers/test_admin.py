@@ -87,3 +87,34 @@ def test_admin_changelists_render(admin_client, workspace, model):
     SubscriberFactory(workspace=workspace)
     assert admin_client.get(f"/admin/subscribers/{model}/").status_code == 200
     assert admin_client.get(f"/admin/subscribers/{model}/?q=example").status_code == 200
+
+
+def test_admin_upload_is_checked_like_the_api_and_queued_by_the_service(
+    admin_client, workspace, django_capture_on_commit_callbacks
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from subscribers.imports import import_job_run
+    from subscribers.models import ImportJob
+
+    bad = admin_client.post(
+        "/admin/subscribers/importjob/add/",
+        {"workspace": workspace.pk, "file": SimpleUploadedFile("x.csv", b"name\nAda\n"), "update_existing": "on"},
+    )
+    assert bad.status_code == 200 and "email" in bad.content.decode()
+    assert not ImportJob.objects.exists()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(
+            "/admin/subscribers/importjob/add/",
+            {"workspace": workspace.pk, "file": SimpleUploadedFile("x.csv", b"E-mail\nada@example.org\n"),
+             "column_mapping": '{"E-mail": "email"}', "tags": "admin, spring", "update_existing": "on"},
+        )  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:2000]
+    job = ImportJob.objects.get()
+    assert len(callbacks) == 1 and job.tag_names == ["admin", "spring"]
+    import_job_run(import_job_id=job.pk)
+    assert set(Subscriber.objects.get(email="ada@example.org").tags.values_list("name", flat=True)) == {
+        "admin", "spring",
+    }  # fmt: skip
+    assert admin_client.get(f"/admin/subscribers/importjob/{job.pk}/change/").status_code == 200
