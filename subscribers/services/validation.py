@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -227,7 +227,3 @@ def attributes_merge(*, current: Mapping[str, Any], changes: Mapping[str, Any]) 
         else:
             merged[key] = value
     return merged
-
-
-def json_safe_datetime(value: datetime | date | None) -> str | None:
-    return value.isoformat() if value is not None else None
