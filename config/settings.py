@@ -219,6 +219,11 @@ API_THROTTLE_USER = env.str("API_THROTTLE_USER", default="1200/min")
 API_THROTTLE_ANON = env.str("API_THROTTLE_ANON", default="60/min")
 API_THROTTLE_AUTH = env.str("API_THROTTLE_AUTH", default="20/min")
 REST_FRAMEWORK = {
+    "DEFAULT_PARSER_CLASSES": [
+        "core.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiKeyAuthentication",
         "rest_framework_simplejwt.authentication.JWTAuthentication",
