@@ -23,7 +23,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,6 +32,7 @@ from accounts.api.scoping import WorkspaceScopedMixin
 from accounts.authentication import ApiKeyUser, acting_user
 from accounts.idempotency import idempotent
 from core.api.pagination import CursorPagination
+from core.api.parsers import JSONParser
 from core.errors import PayloadTooLarge
 from subscribers import imports, selectors, services
 from subscribers.api import serializers as s

@@ -118,3 +118,10 @@ def test_lone_surrogates_and_nul_are_refused_without_a_500(api, ids, path, body)
     assert response.status_code in (200, 400), response.content
     if response.status_code == 200:  # a batch: the item is refused
         assert response.json()["results"][0]["status"] == "error"
+
+
+def test_json_nested_beyond_the_recursion_limit_answers_400(api):
+    body = "[" * 100_000 + "]" * 100_000
+    response = api.generic("POST", "/api/v1/events", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
