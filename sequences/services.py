@@ -697,18 +697,28 @@ def enrollment_exit(*, workspace: Workspace, enrollment: Enrollment, reason: str
 NOT_GOALS = frozenset({EventType.ENROLLED, EventType.EXITED, EventType.GOAL})
 
 
-def enrollments_goal_check(event: Event) -> None:
+def enrollments_goal_check(events: Collection[Event]) -> None:
     """An event handler (registered in SequencesConfig.ready): when a subscriber's event is the goal
     of sequences they are actively enrolled in, those enrollments complete (`goal reached`) and a
-    `goal` event is recorded."""
-    if event.subscriber_id is None or event.type in NOT_GOALS or not event.name:
+    `goal` event is recorded. One query for the whole batch finds the candidates."""
+    candidates = [e for e in events if e.subscriber_id is not None and e.type not in NOT_GOALS and e.name]
+    if not candidates:
         return
+    by_subscriber_and_name: dict[tuple[int | None, str], list[Event]] = {}
+    for event in candidates:
+        by_subscriber_and_name.setdefault((event.subscriber_id, event.name), []).append(event)
     reached = Enrollment.objects.filter(
-        workspace_id=event.workspace_id, subscriber_id=event.subscriber_id, status=EnrollmentStatus.ACTIVE,
-        sequence__goal_event=event.name, enrolled_at__lte=event.occurred_at,
-    )  # fmt: skip
-    for enrollment_id in list(reached.values_list("id", flat=True)):
-        _enrollment_goal_reach(enrollment_id=enrollment_id, event=event)
+        workspace_id__in={e.workspace_id for e in candidates},
+        subscriber_id__in={e.subscriber_id for e in candidates},
+        sequence__goal_event__in={e.name for e in candidates},
+        status=EnrollmentStatus.ACTIVE,
+    ).values_list("id", "subscriber_id", "sequence__goal_event", "enrolled_at")
+    for enrollment_id, subscriber_id, goal_event, enrolled_at in list(reached):
+        matching = [
+            e for e in by_subscriber_and_name.get((subscriber_id, goal_event), []) if e.occurred_at >= enrolled_at
+        ]
+        if matching:
+            _enrollment_goal_reach(enrollment_id=enrollment_id, event=min(matching, key=lambda e: e.occurred_at))
 
 
 @transaction.atomic

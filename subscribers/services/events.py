@@ -16,23 +16,27 @@ from subscribers.models import Event, EventType, Subscriber
 
 logger = logging.getLogger(__name__)
 
-EventHandler = Callable[[Event], None]
+# A handler takes a batch: one event from `event_record`, a whole chunk from `events_record_many`,
+# so a bulk import costs a handler one query per chunk, not one per row.
+EventHandler = Callable[[Sequence[Event]], None]
 _event_handlers: list[EventHandler] = []
 
 
 def event_handler_register(handler: EventHandler) -> EventHandler:
-    """Higher apps register here from their AppConfig.ready(); handlers run after the event commits."""
+    """Higher apps register here from their AppConfig.ready(); handlers run after the events commit."""
     if handler not in _event_handlers:
         _event_handlers.append(handler)
     return handler
 
 
-def _event_dispatch(event: Event) -> None:
+def _event_dispatch(events: Sequence[Event]) -> None:
+    if not events:
+        return
     for handler in list(_event_handlers):
         try:
-            handler(event)
+            handler(events)
         except Exception:  # one broken handler must not stop the others, nor the caller
-            logger.exception("Event handler %r failed for event %s", handler, event.pk)
+            logger.exception("Event handler %r failed for events %s…", handler, events[0].pk)
 
 
 def event_record(
@@ -84,12 +88,12 @@ def event_record(
         if not dedupe_key:
             raise
         return Event.objects.get(workspace=workspace, dedupe_key=dedupe_key), False
-    transaction.on_commit(lambda: _event_dispatch(event))
+    transaction.on_commit(lambda: _event_dispatch([event]))
     return event, True
 
 
 def events_record_many(*, workspace: Workspace, events: Sequence[Event]) -> list[Event]:
-    """Write many events in one insert (bulk imports); each is handed to the handlers after commit.
+    """Write many events in one insert (bulk imports); handlers get them as one batch after commit.
 
     For events without a `dedupe_key`: the unique key is not checked here.
     """
@@ -102,10 +106,5 @@ def events_record_many(*, workspace: Workspace, events: Sequence[Event]) -> list
             raise ValueError("events with a dedupe_key go through event_record")
         event.name = event.name or str(event.type)
     created = Event.objects.bulk_create(events)
-
-    def dispatch_all() -> None:
-        for event in created:
-            _event_dispatch(event)
-
-    transaction.on_commit(dispatch_all)
+    transaction.on_commit(lambda: _event_dispatch(created))
     return created

@@ -11,7 +11,7 @@ from accounts.models import Role
 from sequences import services
 from sequences.models import Enrollment, EnrollmentStatus, ReEntry, SequenceStatus
 from subscribers.models import Event, EventType
-from subscribers.services import event_record
+from subscribers.services import event_record, events_record_many
 from tests.factories import EnrollmentFactory, SequenceFactory, StepFactory, SubscriberFactory, SuppressionFactory
 
 pytestmark = pytest.mark.django_db
@@ -273,3 +273,26 @@ def test_other_events_and_other_subscribers_leave_enrollments_alone(
     enrollment.refresh_from_db()
     assert enrollment.status == "active"
     assert not Event.objects.filter(type=EventType.GOAL).exists()
+
+
+def test_a_batch_of_events_is_checked_for_goals_in_one_query(
+    active_sequence, workspace, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    active_sequence.goal_event = "purchased"
+    active_sequence.save()
+    buyers = [SubscriberFactory(workspace=workspace) for _ in range(3)]
+    browsers = [SubscriberFactory(workspace=workspace) for _ in range(20)]
+    enrollments = [EnrollmentFactory(sequence=active_sequence, subscriber=s) for s in buyers + browsers]
+    events = [Event(workspace=workspace, subscriber=s, name="purchased") for s in buyers]
+    events += [Event(workspace=workspace, subscriber=s, name="browsed") for s in browsers]
+    created = events_record_many(workspace=workspace, events=events)
+
+    with django_assert_num_queries(1):  # no enrollment of the batch reached its goal: one look-up only
+        services.enrollments_goal_check([e for e in created if e.name == "browsed"])
+    with django_capture_on_commit_callbacks(execute=True):
+        services.enrollments_goal_check(created)
+
+    statuses = {e.subscriber_id: e.status for e in Enrollment.objects.filter(pk__in=[e.pk for e in enrollments])}
+    assert [statuses[s.pk] for s in buyers] == ["completed"] * 3
+    assert {statuses[s.pk] for s in browsers} == {"active"}
+    assert Event.objects.filter(type=EventType.GOAL).count() == 3

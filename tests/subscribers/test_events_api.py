@@ -85,7 +85,7 @@ def test_batch_of_more_than_1000_events_is_refused(api, workspace):
 
 def test_ingested_events_reach_registered_handlers_after_commit(api, workspace, django_capture_on_commit_callbacks):
     seen = []
-    handler = event_handler_register(lambda event: seen.append(event.name))
+    handler = event_handler_register(lambda events: seen.extend(event.name for event in events))
     try:
         ada = SubscriberFactory(workspace=workspace)
         with django_capture_on_commit_callbacks(execute=True):
