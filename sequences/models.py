@@ -169,3 +169,69 @@ class OutboxEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {', '.join(self.to)}"
+
+
+class MessageStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    SUPPRESSED = "suppressed", "Suppressed"
+    DEFERRED = "deferred", "Deferred"
+
+
+class Message(models.Model):
+    """One email to one subscriber: the outbox row the sending path claims, sends and records.
+
+    The unique key on (enrollment, step) makes a second message for the same step impossible, however
+    many schedulers run. A claim is a lease: `lease_owner` holds the row until `lease_expires_at`, after
+    which another worker may take it again (a worker killed mid-send loses nothing).
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="messages")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="messages")
+    enrollment = models.ForeignKey(
+        Enrollment, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    template = models.ForeignKey(Template, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    to_email = models.EmailField(max_length=254)
+    from_email = models.CharField(max_length=320, blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    send_after = models.DateTimeField(default=timezone.now, help_text="Not claimed before this time.")
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    message_id_header = models.CharField(max_length=255, blank=True, help_text="The RFC 5322 Message-ID.")
+    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    last_error = models.TextField(blank=True)
+    deferred_reason = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enrollment", "step"],
+                condition=Q(enrollment__isnull=False, step__isnull=False),
+                name="message_once_per_enrollment_step",
+            ),
+        ]
+        indexes = [
+            # The sender's claim: queued or deferred rows whose time has come, oldest first.
+            models.Index(
+                fields=["send_after"],
+                condition=Q(status__in=["queued", "deferred"]),
+                name="message_claimable",
+            ),
+            # Reclaiming expired leases of workers that died mid-send.
+            models.Index(fields=["lease_expires_at"], condition=Q(status="sending"), name="message_leased"),
+            models.Index(fields=["workspace", "status", "created_at"], name="message_ws_status"),
+            models.Index(fields=["subscriber", "created_at"], name="message_subscriber"),
+        ]
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.subject} → {self.to_email} ({self.status})"

@@ -1,0 +1,71 @@
+"""Signed tokens for the public endpoints (open pixel, click, unsubscribe): unguessable, never raw ids.
+
+A token is the message id (and for clicks the link's index) signed with the SECRET_KEY under a salt
+per purpose, so a token made for one purpose is worthless for another. `token_read` answers None
+for anything forged, truncated or malformed; callers turn that into a 404 that tells nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from django.core import signing
+
+
+class TokenPurpose(StrEnum):
+    OPEN = "open"
+    CLICK = "click"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    message_id: int
+    link_index: int | None = None
+
+
+def _signer(purpose: TokenPurpose) -> signing.Signer:
+    return signing.Signer(salt=f"email-sequence.tracking.{purpose.value}")
+
+
+BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _b62(number: int) -> str:
+    digits = ""
+    while True:
+        number, remainder = divmod(number, 62)
+        digits = BASE62[remainder] + digits
+        if number == 0:
+            return digits
+
+
+def _from_b62(text: str) -> int:
+    if not text or len(text) > 16:
+        raise ValueError("bad number")
+    value = 0
+    for char in text:
+        value = value * 62 + BASE62.index(char)
+    return value
+
+
+def token_make(*, purpose: TokenPurpose, message_id: int, link_index: int | None = None) -> str:
+    """A short URL-safe token: `<message>[-<link>]:<signature>` (base62 numbers)."""
+    if (purpose is TokenPurpose.CLICK) != (link_index is not None):
+        raise ValueError("click tokens, and only they, carry a link index")
+    payload = _b62(message_id) + (f"-{_b62(link_index)}" if link_index is not None else "")
+    return _signer(purpose).sign(payload)
+
+
+def token_read(*, purpose: TokenPurpose, token: str) -> TokenClaims | None:
+    try:
+        payload = _signer(purpose).unsign(token)
+        message_part, _, link_part = payload.partition("-")
+        message_id = _from_b62(message_part)
+        link_index = _from_b62(link_part) if link_part else None
+    except (signing.BadSignature, ValueError):
+        return None
+    if (purpose is TokenPurpose.CLICK) != (link_index is not None):
+        return None
+    return TokenClaims(message_id=message_id, link_index=link_index)
