@@ -22,6 +22,8 @@ PRODUCTION = DJANGO_ENV == "production"
 
 INSECURE_DEFAULT_SECRET_KEY = "insecure-development-key-change-me"
 APP_NAME = env.str("APP_NAME", default="Email Sequence")
+# The address people reach this install at: tracking, click and unsubscribe links in emails use it.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_DEFAULT_SECRET_KEY)
 DEBUG = env.bool("DEBUG", default=not PRODUCTION and DJANGO_ENV != "test")
 ALLOWED_HOSTS = env.list(

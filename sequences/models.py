@@ -203,6 +203,9 @@ class Message(models.Model):
     send_after = models.DateTimeField(default=timezone.now, help_text="Not claimed before this time.")
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    links = models.JSONField(
+        default=list, blank=True, help_text="The URLs of the message's links, by index: the only click targets."
+    )
     message_id_header = models.CharField(max_length=255, blank=True, help_text="The RFC 5322 Message-ID.")
     provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
     last_error = models.TextField(blank=True)

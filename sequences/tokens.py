@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from django.conf import settings
 from django.core import signing
 
 
@@ -69,3 +70,13 @@ def token_read(*, purpose: TokenPurpose, token: str) -> TokenClaims | None:
     if (purpose is TokenPurpose.CLICK) != (link_index is not None):
         return None
     return TokenClaims(message_id=message_id, link_index=link_index)
+
+
+# The public paths of the tracking endpoints; sequences/urls.py routes them.
+TRACKING_PATHS = {TokenPurpose.OPEN: "t/o", TokenPurpose.CLICK: "t/c", TokenPurpose.UNSUBSCRIBE: "u"}
+
+
+def tracking_url(*, purpose: TokenPurpose, message_id: int, link_index: int | None = None) -> str:
+    """The absolute URL (under PUBLIC_BASE_URL) of a message's open pixel, link or unsubscribe page."""
+    token = token_make(purpose=purpose, message_id=message_id, link_index=link_index)
+    return f"{settings.PUBLIC_BASE_URL}/{TRACKING_PATHS[purpose]}/{token}"

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sequences.tokens import TokenClaims, TokenPurpose, token_make, token_read
+from sequences.tokens import TokenClaims, TokenPurpose, token_make, token_read, tracking_url
 
 
 @given(message_id=st.integers(min_value=1, max_value=2**63 - 1), link=st.integers(min_value=0, max_value=10_000))
@@ -36,3 +36,10 @@ def test_changing_the_message_id_breaks_the_signature():
 def test_tokens_are_url_safe():
     token = token_make(purpose=TokenPurpose.CLICK, message_id=123456789, link_index=3)
     assert all(c.isalnum() or c in "-_:" for c in token)
+
+
+def test_tracking_urls_start_with_the_public_base_url_and_carry_a_readable_token(settings):
+    settings.PUBLIC_BASE_URL = "https://mail.acme.test"
+    url = tracking_url(purpose=TokenPurpose.CLICK, message_id=99, link_index=2)
+    assert url.startswith("https://mail.acme.test/t/c/")
+    assert token_read(purpose=TokenPurpose.CLICK, token=url.rsplit("/", 1)[1]) == TokenClaims(99, 2)
