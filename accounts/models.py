@@ -31,6 +31,7 @@ class Workspace(models.Model):
     sending_rate_per_second = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1)], help_text="Messages per second, shared by all workers."
     )
+    track_opens = models.BooleanField(default=True, help_text="Add an open-tracking pixel to every email.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -18,6 +18,7 @@ from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
 WORKSPACE_EDITABLE_FIELDS = {
     "name", "time_zone", "from_name", "from_email", "reply_to", "postal_address", "sending_rate_per_second",
+    "track_opens",
 }  # fmt: skip
 
 

@@ -12,7 +12,7 @@ class WorkspaceSerializer(serializers.ModelSerializer):
         model = Workspace
         fields = [
             "id", "name", "slug", "time_zone", "from_name", "from_email", "reply_to", "postal_address",
-            "sending_rate_per_second", "role", "created_at", "updated_at",
+            "sending_rate_per_second", "track_opens", "role", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["id", "slug", "role", "created_at", "updated_at"]
 
@@ -26,6 +26,7 @@ class WorkspaceWriteSerializer(serializers.ModelSerializer):
         model = Workspace
         fields = [
             "name", "time_zone", "from_name", "from_email", "reply_to", "postal_address", "sending_rate_per_second",
+            "track_opens",
         ]  # fmt: skip
 
 
