@@ -279,6 +279,12 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Tracking and unsubscribe (sequences.views): opens this soon after sending are flagged as machine
+# opens; the public endpoints are rate-limited per client IP (django-ratelimit, in Redis).
+TRACKING_MACHINE_OPEN_SECONDS = env.int("TRACKING_MACHINE_OPEN_SECONDS", default=2)
+TRACKING_RATE_LIMIT = env.str("TRACKING_RATE_LIMIT", default="600/m")
+TRACKING_RATE_LIMIT_UNSUBSCRIBE = env.str("TRACKING_RATE_LIMIT_UNSUBSCRIBE", default="60/m")
+
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"
 

@@ -28,4 +28,5 @@ urlpatterns = [
     path("health", health.health, name="health"),
     path("health/ready", health.health_ready, name="health-ready"),
     path("metrics", exports.ExportToDjangoView, name="prometheus-django-metrics"),
+    path("", include("sequences.urls")),
 ]

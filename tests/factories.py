@@ -125,3 +125,24 @@ class SuppressionFactory(factory.django.DjangoModelFactory):
     workspace = factory.SubFactory(WorkspaceFactory)
     kind = "email"
     value = factory.Sequence(lambda n: f"suppressed{n}@example.org")
+
+
+from datetime import timedelta  # noqa: E402 - imports of the appended factories below
+
+from django.utils import timezone  # noqa: E402
+
+
+class MessageFactory(factory.django.DjangoModelFactory):
+    """A sent message; tracking tests build these directly (the scheduler makes them in production)."""
+
+    class Meta:
+        model = "sequences.Message"
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    subscriber = factory.SubFactory(SubscriberFactory, workspace=factory.SelfAttribute("..workspace"))
+    to_email = factory.SelfAttribute("subscriber.email")
+    from_email = "news@acme.test"
+    subject = "Hello"
+    status = "sent"
+    sent_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
+    links = factory.LazyFunction(lambda: ["https://example.com/welcome", "https://docs.example.com/start?a=1&b=2"])
