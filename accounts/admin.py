@@ -1,11 +1,13 @@
 """Admin for workspaces, members and API keys. Keys are created through the service and shown once."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.http import HttpRequest
 
 from accounts import services
 from accounts.models import ApiKey, IdempotencyRecord, Membership, Workspace
+from core.errors import ValidationFailed
 
 
 class MembershipInline(admin.TabularInline):
@@ -14,8 +16,28 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class WorkspaceAdminForm(forms.ModelForm):
+    class Meta:
+        model = Workspace
+        fields = [
+            "name", "slug", "time_zone", "from_name", "from_email", "reply_to", "postal_address",
+            "sending_rate_per_second", "track_opens", "quiet_hours_start", "quiet_hours_end",
+        ]  # fmt: skip
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        try:
+            services.validate_quiet_hours(start=cleaned.get("quiet_hours_start"), end=cleaned.get("quiet_hours_end"))
+        except ValidationFailed as exc:
+            for field, problems in (exc.details or {None: [exc.message]}).items():
+                for problem in problems:
+                    self.add_error(field, problem)
+        return cleaned
+
+
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
+    form = WorkspaceAdminForm
     list_display = ["name", "slug", "time_zone", "from_email", "sending_rate_per_second", "created_at"]
     search_fields = ["name", "slug", "from_email"]
     list_filter = ["time_zone"]

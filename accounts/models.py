@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -32,6 +32,14 @@ class Workspace(models.Model):
         default=10, validators=[MinValueValidator(1)], help_text="Messages per second, shared by all workers."
     )
     track_opens = models.BooleanField(default=True, help_text="Add an open-tracking pixel to every email.")
+    # Quiet hours on the subscriber's local clock: no email from start to end (21 -> 8 is 21:00 to
+    # 08:00, across midnight). Both set or both empty; they narrow every sequence's send window.
+    quiet_hours_start = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(23)], help_text="Hour 0-23: quiet from this hour."
+    )
+    quiet_hours_end = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(23)], help_text="Hour 0-23: sending resumes at this hour."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

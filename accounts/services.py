@@ -18,7 +18,7 @@ from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
 WORKSPACE_EDITABLE_FIELDS = {
     "name", "time_zone", "from_name", "from_email", "reply_to", "postal_address", "sending_rate_per_second",
-    "track_opens",
+    "track_opens", "quiet_hours_start", "quiet_hours_end",
 }  # fmt: skip
 
 
@@ -29,6 +29,21 @@ def validate_time_zone(*, field: str, value: str) -> str:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
         raise ValidationFailed.for_field(field, f"'{value}' is not a known IANA time zone.", code="invalid_time_zone")
     return value
+
+
+def validate_quiet_hours(*, start: object, end: object) -> tuple[int | None, int | None]:
+    """Both hours 0-23 and different, or both empty (no quiet hours); else a ValidationFailed."""
+    if start is None and end is None:
+        return None, None
+    for field, hour in (("quiet_hours_start", start), ("quiet_hours_end", end)):
+        if hour is None:
+            other = "quiet_hours_end" if field == "quiet_hours_start" else "quiet_hours_start"
+            raise ValidationFailed.for_field(field, f"Set both quiet hours or neither ({other} is set).")
+        if isinstance(hour, bool) or not isinstance(hour, int) or not 0 <= hour <= 23:
+            raise ValidationFailed.for_field(field, "An hour from 0 to 23.")
+    if start == end:
+        raise ValidationFailed.for_field("quiet_hours_end", "Quiet hours must end at another hour than they start.")
+    return start, end  # type: ignore[return-value]
 
 
 def _unique_slug(name: str) -> str:
@@ -49,6 +64,7 @@ def workspace_create(*, name: str, owner: User, time_zone: str = "UTC", **fields
     unknown = set(fields) - WORKSPACE_EDITABLE_FIELDS
     if unknown:
         raise ValidationFailed(f"Unknown workspace fields: {', '.join(sorted(unknown))}")
+    validate_quiet_hours(start=fields.get("quiet_hours_start"), end=fields.get("quiet_hours_end"))
     workspace = Workspace.objects.create(name=name.strip(), slug=_unique_slug(name), time_zone=time_zone, **fields)
     Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
     return workspace
@@ -60,6 +76,11 @@ def workspace_update(*, workspace: Workspace, **fields: object) -> Workspace:
         raise ValidationFailed(f"Unknown workspace fields: {', '.join(sorted(unknown))}")
     if "time_zone" in fields:
         validate_time_zone(field="time_zone", value=str(fields["time_zone"]))
+    if "quiet_hours_start" in fields or "quiet_hours_end" in fields:
+        validate_quiet_hours(
+            start=fields.get("quiet_hours_start", workspace.quiet_hours_start),
+            end=fields.get("quiet_hours_end", workspace.quiet_hours_end),
+        )
     for name, value in fields.items():
         setattr(workspace, name, value)
     workspace.save(update_fields=[*fields, "updated_at"])

@@ -12,7 +12,8 @@ class WorkspaceSerializer(serializers.ModelSerializer):
         model = Workspace
         fields = [
             "id", "name", "slug", "time_zone", "from_name", "from_email", "reply_to", "postal_address",
-            "sending_rate_per_second", "track_opens", "role", "created_at", "updated_at",
+            "sending_rate_per_second", "track_opens", "quiet_hours_start", "quiet_hours_end", "role", "created_at",
+            "updated_at",
         ]  # fmt: skip
         read_only_fields = ["id", "slug", "role", "created_at", "updated_at"]
 
@@ -26,7 +27,7 @@ class WorkspaceWriteSerializer(serializers.ModelSerializer):
         model = Workspace
         fields = [
             "name", "time_zone", "from_name", "from_email", "reply_to", "postal_address", "sending_rate_per_second",
-            "track_opens",
+            "track_opens", "quiet_hours_start", "quiet_hours_end",
         ]  # fmt: skip
 
 
