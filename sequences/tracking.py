@@ -220,17 +220,19 @@ def message_subscriber_unsubscribe(*, message: Message, source: str) -> bool:
 
     Idempotent: a second call changes nothing and writes no event. Answers whether the status changed.
     The `unsubscribed` event (written by the subscribers service) has `source` (`one-click` or
-    `preference-center`), `by` = `message:<id>` and a reason naming the message.
+    `preference-center`), `by` = `message:<id>` and a reason naming the message. A subscriber who is
+    bounced or complained keeps that status (it already stops all sending and says more).
     """
-    subscriber = message.subscriber
-    was_active = Subscriber.objects.filter(pk=subscriber.pk).values_list("status", flat=True).first()
-    subscriber = subscriber_unsubscribe(
-        workspace=message.workspace, subscriber=subscriber, source=source, actor=f"message:{message.pk}",
-        reason=f"{source} unsubscribe from message {message.pk}",
-    )  # fmt: skip
+    subscriber = Subscriber.objects.select_for_update().get(pk=message.subscriber_id)
+    changed = subscriber.status == SubscriberStatus.ACTIVE
+    if changed:
+        subscriber = subscriber_unsubscribe(
+            workspace=message.workspace, subscriber=subscriber, source=source, actor=f"message:{message.pk}",
+            reason=f"{source} unsubscribe from message {message.pk}",
+        )  # fmt: skip
     message.subscriber = subscriber
     subscriber_enrollments_exit(subscriber=subscriber, reason=ENROLLMENT_EXIT_REASON)
-    return was_active != SubscriberStatus.UNSUBSCRIBED
+    return changed
 
 
 @dataclass(frozen=True)
