@@ -12,6 +12,7 @@ app = Celery("email_sequence")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.autodiscover_tasks(["config"], related_name="tasks")
+app.autodiscover_tasks(["sequences.delivery"], related_name="tasks")
 
 
 def _declare_queues() -> None:
