@@ -9,3 +9,12 @@ class SequencesConfig(AppConfig):
         from subscribers.services import event_handler_register
 
         event_handler_register(enrollments_goal_check)
+
+        from sequences.delivery.tasks import messages_enqueue
+
+        try:
+            from sequences.scheduler import on_messages_created
+        except ImportError:  # the scheduler not there yet: the delivery tick sends queued messages
+            pass
+        else:
+            on_messages_created(messages_enqueue)
