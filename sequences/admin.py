@@ -13,7 +13,16 @@ from django.utils.html import escape, format_html
 
 from core.errors import ApplicationError
 from sequences import services
-from sequences.models import Enrollment, EnrollmentStatus, OutboxEmail, Sequence, SequenceStatus, Step, Template
+from sequences.models import (
+    Enrollment,
+    EnrollmentStatus,
+    Message,
+    OutboxEmail,
+    Sequence,
+    SequenceStatus,
+    Step,
+    Template,
+)
 
 
 class TemplateAdminForm(forms.ModelForm):
@@ -249,3 +258,44 @@ class OutboxEmailAdmin(admin.ModelAdmin):
     @admin.display(description="Headers")
     def header_list(self, obj: OutboxEmail) -> str:
         return format_html('<pre style="white-space:pre-wrap">{}</pre>', json.dumps(obj.headers, indent=2))
+
+
+# The sender's outbox rows ------------------------------------------------------------------------------
+
+MESSAGE_FIELDS: list[str] = [
+    "workspace", "subscriber", "enrollment", "step", "template", "to_email", "from_email", "subject", "status",
+    "attempts", "send_after", "lease_owner", "lease_expires_at", "message_id_header", "provider_message_id",
+    "last_error", "deferred_reason", "links", "created_at", "updated_at", "sent_at",
+]  # fmt: skip
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    """Every email the sender has queued, sent or given up on; read-only, with a "retry now" action."""
+
+    list_display = ["created_at", "to_email", "subject", "status", "attempts", "sent_at", "last_error_short"]
+    list_filter = ["status", "workspace"]
+    search_fields = ["to_email", "subject", "message_id_header", "provider_message_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["workspace"]
+    fields = MESSAGE_FIELDS  # type: ignore[assignment]
+    readonly_fields = MESSAGE_FIELDS
+    actions = ["retry_now"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+    @admin.display(description="Last error")
+    def last_error_short(self, obj: Message) -> str:
+        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
+
+    @admin.action(description="Retry now (deferred and failed messages)")
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        from sequences.delivery.claim import message_retry
+
+        retried = sum(message_retry(message=message) for message in queryset)
+        skipped = queryset.count() - retried
+        self.message_user(request, f"{retried} message(s) queued again; {skipped} skipped (not deferred or failed).")

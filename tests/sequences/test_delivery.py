@@ -339,3 +339,28 @@ def test_a_template_that_fails_to_render_fails_only_its_message(smtp, workspace,
     outcomes = send_all()
     assert outcomes == {bad.pk: "failed", good.pk: "sent"}
     assert "render" in Message.objects.get(pk=bad.pk).last_error
+
+
+def test_the_admin_lists_messages_and_retries_deferred_ones(admin_client, workspace, subscriber, template):
+    deferred = message_make(workspace=workspace, subscriber=subscriber, template=template,
+                            status=MessageStatus.DEFERRED, attempts=3, last_error="451 greylisted",
+                            send_after=timezone.now() + timedelta(hours=1))  # fmt: skip
+    sent = message_make(workspace=workspace, subscriber=SubscriberFactory(workspace=workspace), template=template,
+                        status=MessageStatus.SENT, subject="Already out")  # fmt: skip
+
+    listing = admin_client.get("/admin/sequences/message/", {"status__exact": "deferred"})
+    assert listing.status_code == 200
+    assert subscriber.email in listing.content.decode() and "Already out" not in listing.content.decode()
+    assert admin_client.get(f"/admin/sequences/message/{deferred.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/sequences/message/", {"q": subscriber.email}).status_code == 200
+
+    response = admin_client.post(
+        "/admin/sequences/message/",
+        {"action": "retry_now", "_selected_action": [deferred.pk, sent.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "1 message(s) queued again; 1 skipped" in response.content.decode()
+    deferred.refresh_from_db()
+    assert (deferred.status, deferred.attempts) == (MessageStatus.QUEUED, 0)
+    assert Message.objects.get(pk=sent.pk).status == MessageStatus.SENT
