@@ -63,7 +63,11 @@ def classify_failure(exc: BaseException) -> SendFailure:
         code = max(codes) if codes else None
         detail = "; ".join(f"{rcpt}: {c} {_text(msg)}" for rcpt, (c, msg) in exc.recipients.items())
         permanent = code is not None and 500 <= code < 600
-        return SendFailure(permanent=permanent, bounce=permanent, code=code, error=f"recipient refused: {detail}")
+        # smtplib closes the connection itself when a server answers 421.
+        return SendFailure(
+            permanent=permanent, bounce=permanent, code=code, error=f"recipient refused: {detail}",
+            connection_lost=code == 421,
+        )  # fmt: skip
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return SendFailure(False, False, None, f"connection lost: {exc}", connection_lost=True)
     if isinstance(exc, smtplib.SMTPResponseException):

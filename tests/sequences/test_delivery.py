@@ -364,3 +364,44 @@ def test_the_admin_lists_messages_and_retries_deferred_ones(admin_client, worksp
     deferred.refresh_from_db()
     assert (deferred.status, deferred.attempts) == (MessageStatus.QUEUED, 0)
     assert Message.objects.get(pk=sent.pk).status == MessageStatus.SENT
+
+
+def test_a_dropped_connection_is_opened_again_once_for_the_rest_of_the_batch(smtp, workspace, template):
+    people = [SubscriberFactory(workspace=workspace) for _ in range(3)]
+    smtp.data_replies[people[1].email] = ["421 4.3.2 Service shutting down"]
+    messages = [message_make(workspace=workspace, subscriber=p, template=template) for p in people]
+
+    outcomes = send_all()
+
+    assert [outcomes[m.pk] for m in messages] == ["sent", "deferred", "sent"]
+    assert smtp.connections == 2
+    assert sorted(str(m["To"]) for m in smtp.messages) == sorted([people[0].email, people[2].email])
+
+
+def test_a_connection_dropped_twice_leaves_the_rest_for_later_without_using_their_attempts(smtp, workspace, template):
+    people = [SubscriberFactory(workspace=workspace) for _ in range(4)]
+    smtp.rcpt_replies[people[1].email] = ["421 4.3.2 Too busy"]
+    smtp.data_replies[people[2].email] = ["421 4.3.2 Too busy"]
+    messages = [message_make(workspace=workspace, subscriber=p, template=template) for p in people]
+
+    outcomes = send_all()
+
+    assert [outcomes[m.pk] for m in messages] == ["sent", "deferred", "deferred", "deferred"]
+    untouched = Message.objects.get(pk=messages[3].pk)
+    assert (untouched.attempts, untouched.deferred_reason) == (0, "connection")
+    assert Message.objects.get(pk=messages[1].pk).attempts == 1
+    assert len(smtp.envelopes) == 1
+
+
+def test_an_unreachable_server_defers_the_whole_batch(settings, workspace, template):
+    from tests.sequences.test_delivery_support import free_port
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    messages = [
+        message_make(workspace=workspace, subscriber=SubscriberFactory(workspace=workspace), template=template)
+        for _ in range(3)
+    ]
+    assert send_all() == {m.pk: "deferred" for m in messages}
+    assert all("connect" in m.last_error for m in Message.objects.all())
