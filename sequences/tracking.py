@@ -174,7 +174,7 @@ def message_link_get(*, message: Message, link_index: int | None) -> str:
 
 @transaction.atomic
 def message_click_record(
-    *, message: Message, link_index: int, user_agent: str = "", now: datetime | None = None
+    *, message: Message, link_index: int | None, user_agent: str = "", now: datetime | None = None
 ) -> tuple[str, Event]:
     """Record a click on link `link_index` and answer the URL to redirect to.
 
