@@ -147,7 +147,9 @@ def _safe_target(url: Any) -> str | None:
     """The URL when it is an absolute http(s) URL with a host and nothing that could bend a redirect."""
     if not isinstance(url, str) or not url or len(url) > 8192:
         return None
-    if any(ord(char) < 0x21 or char in "\\\x7f" for char in url):
+    # Control characters could split the Location header; a backslash reads as "/" to browsers. A space
+    # (a merge tag's value) is fine: the redirect percent-encodes it.
+    if any(ord(char) < 0x20 or char in "\\\x7f" for char in url):
         return None
     try:
         parts = urlsplit(url)

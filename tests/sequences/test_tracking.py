@@ -210,6 +210,7 @@ def test_out_of_range_index_answers_404_without_redirect(client, message):
         "ftp://files.example/x",
         "https://",
         "https://evil.example/\r\nSet-Cookie: x=1",
+        "https://evil.example/\tpath",
         "https:\\\\evil.example",
         None,
         42,
@@ -510,3 +511,10 @@ def test_someone_unsubscribed_from_everything_cannot_rejoin_lists_through_an_old
     assert statuses[offers.pk] == MembershipStatus.UNSUBSCRIBED
     message.subscriber.refresh_from_db()
     assert message.subscriber.status == SubscriberStatus.UNSUBSCRIBED
+
+
+def test_a_link_with_a_space_from_a_merge_tag_still_redirects_percent_encoded(client, workspace, subscriber):
+    message = MessageFactory(workspace=workspace, subscriber=subscriber, links=["https://example.com/?name=Mary Ann"])
+    response = get(client, path_of(TokenPurpose.CLICK, message.pk, link_index=0))
+    assert response.status_code == 302
+    assert response["Location"] == "https://example.com/?name=Mary%20Ann"
