@@ -152,6 +152,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 WORKER_HEARTBEAT_INTERVAL = env.int("WORKER_HEARTBEAT_INTERVAL", default=15)
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=90)
+# Seconds between scheduler ticks; a zero-delay enrollment does not wait for one (processed on commit).
+SCHEDULER_TICK_SECONDS = env.int("SCHEDULER_TICK_SECONDS", default=5)
 
 # Email. The embedded default stores every outgoing email in the local outbox (admin: Outbox emails)
 # so nothing leaves the machine. EMAIL_URL, or SMTP_HOST/SMTP_PORT, or an anymail ESP switch it.
@@ -216,8 +218,6 @@ LOGIN_URL = "admin:login"
 # Email addresses are checked for syntax only unless asked: DNS look-ups are slow and need a network.
 EMAIL_CHECK_DELIVERABILITY = env.bool("EMAIL_CHECK_DELIVERABILITY", default=False)
 
-# API
-API_THROTTLE_USER = env.str("API_THROTTLE_USER", default="1200/min")
 # Delivery: the sender claims messages in batches with a lease; an expired lease is claimed again.
 DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=100)
 DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=300)
@@ -227,6 +227,8 @@ DELIVERY_RETRY_MAX_SECONDS = env.int("DELIVERY_RETRY_MAX_SECONDS", default=6 * 3
 DELIVERY_TICK_SECONDS = env.int("DELIVERY_TICK_SECONDS", default=5)
 DELIVERY_DISPATCH_MAX_BATCHES = env.int("DELIVERY_DISPATCH_MAX_BATCHES", default=50)
 
+# API
+API_THROTTLE_USER = env.str("API_THROTTLE_USER", default="1200/min")
 API_THROTTLE_ANON = env.str("API_THROTTLE_ANON", default="60/min")
 API_THROTTLE_AUTH = env.str("API_THROTTLE_AUTH", default="20/min")
 REST_FRAMEWORK = {

@@ -34,6 +34,7 @@ from sequences.rendering import (
     compile_template,
     merge_context,
 )
+from sequences.scheduler import enrollments_process_enqueue
 from subscribers.models import Event, EventType, Subscriber, SubscriberStatus, Suppression, SuppressionKind
 from subscribers.services import event_record
 
@@ -630,6 +631,10 @@ def sequence_enroll(
                 enrollment_id=enrollment.pk if enrollment else None,
             )
         )  # fmt: skip
+    # A first step without delay is due now: process it once this commits, not on the next tick.
+    due_now = [r.enrollment_id for r in results if r.enrollment_id is not None] if not first_step.delay else []
+    if due_now:
+        transaction.on_commit(lambda: enrollments_process_enqueue(enrollment_ids=due_now), robust=True)
     return results
 
 
