@@ -181,7 +181,10 @@ class BatchRenderer:
         document = _inline_css(_insert_before_body_close(document, tail))
         text = rendered.text + _footer_text(workspace=workspace, unsubscribe_url=unsubscribe_url)
 
-        from_email = message.from_email or _from_header(workspace=workspace, template=template)
+        # The scheduler stores the bare address; the header adds the from name unless the row says otherwise.
+        from_email = _from_header(workspace=workspace, template=template)
+        if message.from_email and _address(message.from_email).lower() != _address(from_email).lower():
+            from_email = message.from_email
         message_id = message.message_id_header or message_id_header(message_id=message.pk, from_email=from_email)
         headers = {
             "Message-ID": message_id,

@@ -405,3 +405,50 @@ def test_an_unreachable_server_defers_the_whole_batch(settings, workspace, templ
     ]
     assert send_all() == {m.pk: "deferred" for m in messages}
     assert all("connect" in m.last_error for m in Message.objects.all())
+
+
+def test_the_from_header_keeps_the_name_for_the_stored_address_and_honours_another(smtp, workspace, template):
+    same = message_make(workspace=workspace, subscriber=SubscriberFactory(workspace=workspace), template=template,
+                        from_email="news@acme.test")  # fmt: skip
+    other = message_make(workspace=workspace, subscriber=SubscriberFactory(workspace=workspace), template=template,
+                         from_email="Ops <ops@acme.test>")  # fmt: skip
+    send_all()
+    by_to = {str(m["To"]): m for m in smtp.messages}
+    assert by_to[same.to_email]["From"] == "Acme <news@acme.test>"
+    assert by_to[other.to_email]["From"] == "Ops <ops@acme.test>"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_never_take_the_same_message(workspace, template):
+    import threading
+
+    from django.db import connection
+
+    if not connection.features.has_select_for_update_skip_locked:
+        pytest.skip("needs concurrent transactions with SKIP LOCKED (PostgreSQL)")
+    people = [SubscriberFactory(workspace=workspace) for _ in range(60)]
+    for person in people:
+        message_make(workspace=workspace, subscriber=person, template=template)
+    claimed: dict[str, list[int]] = {}
+    barrier = threading.Barrier(4)
+
+    def claim(name: str) -> None:
+        from django.db import connection as thread_connection
+
+        try:
+            barrier.wait()
+            ids = []
+            while batch := messages_claim(worker=name, limit=7, lease_seconds=300):
+                ids += batch
+            claimed[name] = ids
+        finally:
+            thread_connection.close()
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [pk for ids in claimed.values() for pk in ids]
+    assert len(every) == len(set(every)) == 60
+    assert set(Message.objects.values_list("attempts", flat=True)) == {1}
