@@ -115,7 +115,8 @@ def _released(now: datetime) -> dict[str, Any]:
 def _record_sent(*, message: Message, worker: str, built: BuiltEmail) -> str:
     now = timezone.now()
     status = getattr(built.email, "anymail_status", None)
-    provider_id = str(getattr(status, "message_id", "") or "")[:255] if status is not None else ""
+    provider_id = getattr(status, "message_id", None) if status is not None else None
+    provider_id = "" if provider_id is None else str(provider_id)[:255]
     with transaction.atomic():
         updated = Message.objects.filter(_mine(message=message, worker=worker)).update(
             status=MessageStatus.SENT, sent_at=now, provider_message_id=provider_id, last_error="",

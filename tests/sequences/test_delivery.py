@@ -452,3 +452,17 @@ def test_concurrent_claims_never_take_the_same_message(workspace, template):
     every = [pk for ids in claimed.values() for pk in ids]
     assert len(every) == len(set(every)) == 60
     assert set(Message.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_an_anymail_backend_stores_the_provider_message_id(workspace, subscriber, template, settings):
+    from django.core import mail
+
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    settings.ANYMAIL = {}
+    message = message_make(workspace=workspace, subscriber=subscriber, template=template)
+    assert send_all() == {message.pk: "sent"}
+    message.refresh_from_db()
+    assert message.provider_message_id
+    [sent] = mail.outbox
+    assert sent.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert sent.extra_headers["Message-ID"] == message.message_id_header
