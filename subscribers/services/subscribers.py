@@ -234,9 +234,14 @@ def subscriber_status_change(
     reason: str = "",
     actor: str = "",
     source: str = "api",
+    message_id: int | None = None,
+    sequence_id: int | None = None,
+    step_id: int | None = None,
 ) -> Subscriber:
     """Move a subscriber to `status`, record when, why and by whom, and log the matching event.
 
+    When the change comes from an email (an unsubscribe link, a bounce), pass its message, sequence
+    and step ids: the event carries them, so reports can attribute it.
     Idempotent: asking for the status it already has changes nothing and writes no event.
     """
     _check_owned(workspace, subscriber)
@@ -257,17 +262,26 @@ def subscriber_status_change(
         type=STATUS_EVENT[status],
         properties={"reason": subscriber.status_reason, "by": subscriber.status_changed_by, "source": source,
                     "previous_status": previous},
+        message_id=message_id, sequence_id=sequence_id, step_id=step_id,
     )  # fmt: skip
     return subscriber
 
 
 def subscriber_unsubscribe(
-    *, workspace: Workspace, subscriber: Subscriber, reason: str = "", actor: str = "", source: str = "api"
+    *,
+    workspace: Workspace,
+    subscriber: Subscriber,
+    reason: str = "",
+    actor: str = "",
+    source: str = "api",
+    message_id: int | None = None,
+    sequence_id: int | None = None,
+    step_id: int | None = None,
 ) -> Subscriber:
     """Unsubscribe from everything the workspace sends; who and why are kept on the row and the event."""
     return subscriber_status_change(
         workspace=workspace, subscriber=subscriber, status=SubscriberStatus.UNSUBSCRIBED, reason=reason, actor=actor,
-        source=source,
+        source=source, message_id=message_id, sequence_id=sequence_id, step_id=step_id,
     )  # fmt: skip
 
 

@@ -397,6 +397,8 @@ def test_one_click_post_without_cookies_or_csrf_unsubscribes_at_once_and_idempot
     (event,) = Event.objects.filter(subscriber=subscriber, type=EventType.UNSUBSCRIBED)
     assert event.properties["source"] == "one-click"
     assert event.properties["by"] == f"message:{message.pk}"
+    # The event names the email it came from, so reports can attribute the unsubscribe.
+    assert (event.message_id, event.sequence_id) == (message.pk, sequence_a.pk)
     for enrollment in (active_a, active_b):
         enrollment.refresh_from_db()
         assert enrollment.status == EnrollmentStatus.EXITED
