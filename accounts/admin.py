@@ -1,5 +1,7 @@
 """Admin for workspaces, members and API keys. Keys are created through the service and shown once."""
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
@@ -24,8 +26,8 @@ class WorkspaceAdminForm(forms.ModelForm):
             "sending_rate_per_second", "track_opens", "quiet_hours_start", "quiet_hours_end",
         ]  # fmt: skip
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         try:
             services.validate_quiet_hours(start=cleaned.get("quiet_hours_start"), end=cleaned.get("quiet_hours_end"))
         except ValidationFailed as exc:

@@ -154,7 +154,7 @@ def _batch_handle(enrollments: list[Enrollment], *, now: datetime) -> ProcessRes
     goals = _goals_reached(enrollments)
     steps = _steps_by_sequence(enrollments)
     exits: list[tuple[Enrollment, str]] = []
-    to_send: list[Enrollment] = []
+    to_send: list[tuple[Enrollment, Step]] = []  # each with its current step
 
     for enrollment in enrollments:
         subscriber, sequence, workspace = enrollment.subscriber, enrollment.sequence, enrollment.workspace
@@ -171,7 +171,7 @@ def _batch_handle(enrollments: list[Enrollment], *, now: datetime) -> ProcessRes
                 properties={"enrollment_id": enrollment.pk, "event_id": goal.pk}, dedupe_key=f"goal:{enrollment.pk}",
             )  # fmt: skip
             result.completed += 1
-        elif enrollment.current_step is None:
+        elif (step := enrollment.current_step) is None:
             _finish(enrollment, status=EnrollmentStatus.COMPLETED, reason="no step left to run", now=now)
             result.completed += 1
         else:
@@ -186,7 +186,7 @@ def _batch_handle(enrollments: list[Enrollment], *, now: datetime) -> ProcessRes
                 enrollment.next_run_at = opening
                 result.deferred_by_window += 1
             else:
-                to_send.append(enrollment)
+                to_send.append((enrollment, step))
 
     for enrollment, reason in exits:
         _finish(enrollment, status=EnrollmentStatus.EXITED, reason=reason, now=now)
@@ -195,8 +195,8 @@ def _batch_handle(enrollments: list[Enrollment], *, now: datetime) -> ProcessRes
 
     message_ids = _messages_create(to_send, now=now)
     result.messages_created = len(message_ids)
-    for enrollment in to_send:
-        following = _step_after(steps[enrollment.sequence_id], enrollment.current_step)
+    for enrollment, step in to_send:
+        following = _step_after(steps[enrollment.sequence_id], step)
         if following is None:
             _finish(enrollment, status=EnrollmentStatus.COMPLETED, reason="", now=now)
             result.completed += 1
@@ -280,17 +280,17 @@ def _step_after(steps: list[Step], current: Step) -> Step | None:
     return next((step for step in steps if (step.position, step.pk) > (current.position, current.pk)), None)
 
 
-def _messages_create(enrollments: list[Enrollment], *, now: datetime) -> list[int]:
+def _messages_create(to_send: list[tuple[Enrollment, Step]], *, now: datetime) -> list[int]:
     """One queued Message per enrollment for its current step; the ids of those created. A message that
     already exists for (enrollment, step) is not created again (the unique key guards it too)."""
-    if not enrollments:
+    if not to_send:
         return []
     existing = set(
         Message.objects.filter(
-            enrollment_id__in=[e.pk for e in enrollments], step_id__in={e.current_step_id for e in enrollments}
+            enrollment_id__in=[e.pk for e, _ in to_send], step_id__in={step.pk for _, step in to_send}
         ).values_list("enrollment_id", "step_id")
     )
-    new = [_message_for(e, now=now) for e in enrollments if (e.pk, e.current_step_id) not in existing]
+    new = [_message_for(e, step, now=now) for e, step in to_send if (e.pk, step.pk) not in existing]
     if not new:
         return []
     try:
@@ -310,9 +310,7 @@ def _messages_create(enrollments: list[Enrollment], *, now: datetime) -> list[in
         return ids
 
 
-def _message_for(enrollment: Enrollment, *, now: datetime) -> Message:
-    step = enrollment.current_step
-    assert step is not None
+def _message_for(enrollment: Enrollment, step: Step, *, now: datetime) -> Message:
     template, workspace = step.template, enrollment.workspace
     return Message(
         workspace=workspace, subscriber=enrollment.subscriber, enrollment=enrollment, step=step, template=template,

@@ -496,3 +496,38 @@ def test_concurrent_schedulers_create_exactly_one_message_per_due_enrollment(wor
     assert Message.objects.count() == 300
     assert set(Message.objects.values_list("enrollment_id", flat=True)) == {e.pk for e in enrollments}
     assert not Enrollment.objects.filter(status=EnrollmentStatus.ACTIVE, next_run_at__lte=MONDAY).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_enrollment_locked_by_another_scheduler_is_skipped_not_waited_for(workspace):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs row locks and SKIP LOCKED (PostgreSQL); SQLite serialises writers")
+    from django.db import transaction
+
+    template = TemplateFactory(workspace=workspace)
+    sequence = SequenceFactory(workspace=workspace, status=SequenceStatus.ACTIVE)
+    StepFactory(sequence=sequence, template=template, position=1, delay_value=1, delay_unit="hours")
+    held, free = due_enrollment(sequence), due_enrollment(sequence)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        try:
+            with transaction.atomic():
+                Enrollment.objects.select_for_update().get(pk=held.pk)
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(timeout=10)
+        result = enrollments_process_due(now=MONDAY)
+        assert (result.claimed, result.messages_created) == (1, 1)
+        assert set(Message.objects.values_list("enrollment_id", flat=True)) == {free.pk}
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert enrollments_process_due(now=MONDAY).messages_created == 1
+    assert Message.objects.filter(enrollment=held).count() == 1
