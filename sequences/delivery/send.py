@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import transaction
-from django.db.models import Exists, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from sequences.delivery.render import BatchRenderer, BuiltEmail
@@ -215,36 +215,76 @@ def _record_render_error(*, message: Message, worker: str, error: str) -> str:
     return Outcome.FAILED if updated else Outcome.SKIPPED
 
 
-def _blocked_reason(*, message: Message) -> str | None:
-    """Why this message must not go out now (fresh from the database), or None: one query."""
-    domain = message.to_email.rpartition("@")[2].lower()
-    suppressed = Suppression.objects.filter(workspace_id=message.workspace_id).filter(
-        Q(kind=SuppressionKind.EMAIL, value=message.to_email.strip().lower())
-        | Q(kind=SuppressionKind.DOMAIN, value=domain)
+# How many upcoming messages are checked together (subscriber status, suppressions) right before their
+# sends: two queries per chunk instead of one per message, and a check at most this many sends old.
+CHECK_CHUNK_SIZE = 20
+
+
+def _blocked_reasons(messages: list[Message]) -> dict[int, str]:
+    """Why each of these messages must not go out now, fresh from the database: two queries."""
+    statuses = dict(Subscriber.objects.filter(pk__in={m.subscriber_id for m in messages}).values_list("pk", "status"))
+    addresses = {m.to_email.strip().lower() for m in messages}
+    domains = {address.rpartition("@")[2] for address in addresses}
+    suppressed = set(
+        Suppression.objects.filter(workspace_id__in={m.workspace_id for m in messages})
+        .filter(Q(kind=SuppressionKind.EMAIL, value__in=addresses) | Q(kind=SuppressionKind.DOMAIN, value__in=domains))
+        .values_list("workspace_id", "value")
     )
-    row = (
-        Subscriber.objects.filter(pk=message.subscriber_id)
-        .annotate(suppressed=Exists(suppressed))
-        .values_list("status", "suppressed")
-        .first()
-    )
-    if row is None:
-        return "subscriber deleted"
-    status, is_suppressed = row
-    if is_suppressed:
-        return "address suppressed"
-    if status != SubscriberStatus.ACTIVE:
-        return f"subscriber {status}"
-    return None
+    reasons = {}
+    for message in messages:
+        address = message.to_email.strip().lower()
+        status = statuses.get(message.subscriber_id)
+        if status is None:
+            reasons[message.pk] = "subscriber deleted"
+        elif (message.workspace_id, address) in suppressed or (
+            message.workspace_id,
+            address.rpartition("@")[2],
+        ) in suppressed:
+            reasons[message.pk] = "address suppressed"
+        elif status != SubscriberStatus.ACTIVE:
+            reasons[message.pk] = f"subscriber {status}"
+    return reasons
+
+
+def _lease_valid(message: Message) -> bool:
+    # Another worker can take a message over only after its lease expired: the clock says enough.
+    return message.lease_expires_at is not None and message.lease_expires_at > timezone.now()
+
+
+def _render_and_store(
+    *, messages: list[Message], worker: str, renderer: BatchRenderer, connection: Any, result: BatchResult
+) -> list[tuple[Message, BuiltEmail]]:
+    """Render every message of the batch; store each one's Message-ID, subject and link targets in one
+    query before anything is sent (a resend after a crash carries the same Message-ID, and the links
+    resolve from the first second)."""
+    built: list[tuple[Message, BuiltEmail]] = []
+    for message in messages:
+        try:
+            email = renderer.build(message=message, connection=connection)
+        except Exception as exc:  # noqa: BLE001 - a template that cannot render fails its message, not the batch
+            logger.warning("Message %s could not be rendered: %s", message.pk, exc)
+            result.outcomes[message.pk] = _record_render_error(message=message, worker=worker, error=str(exc))
+            continue
+        message.subject = email.subject[:998]
+        message.from_email = email.from_email[:320]
+        message.links = email.links
+        message.message_id_header = email.message_id_header[:255]
+        built.append((message, email))
+    if built:
+        Message.objects.bulk_update(
+            [message for message, _ in built], ["subject", "from_email", "links", "message_id_header"]
+        )
+    return built
 
 
 def messages_send(*, message_ids: Iterable[int], worker: str, connection: Any = None) -> BatchResult:
     """Send the messages of `message_ids` that `worker` holds a lease on, and record each outcome.
 
     Idempotent: a message that is not `sending` under this worker's lease (sent, failed, suppressed,
-    or reclaimed by someone else) is skipped. Each message is checked once more right before its send
-    (subscriber status, suppression): an unsubscribe that arrived after the claim wins. The batch shares
-    one connection, opened once; if it drops, it is opened again once for the rest of the batch.
+    or reclaimed by someone else) is skipped. Messages are checked once more right before their send
+    (subscriber status, suppression; in chunks of CHECK_CHUNK_SIZE): an unsubscribe that arrived after
+    the claim wins. The batch shares one connection, opened once; if it drops, it is opened again once
+    for the rest of the batch. Each outcome is recorded right after its send.
     """
     result = BatchResult()
     messages = list(
@@ -252,47 +292,41 @@ def messages_send(*, message_ids: Iterable[int], worker: str, connection: Any = 
         .select_related("workspace", "subscriber", "template", "step__template", "enrollment")
         .order_by("pk")
     )
+    messages = [message for message in messages if _lease_valid(message)]
     if not messages:
         return result
-    renderer = BatchRenderer()
     connection = connection or get_connection(fail_silently=False)
+    pending = _render_and_store(
+        messages=messages, worker=worker, renderer=BatchRenderer(), connection=connection, result=result
+    )
     reopened = False
     opened = False
-    pending = list(messages)
+    blocked: dict[int, str] = {}
+    checked = 0
     try:
         while pending:
-            message = pending.pop(0)
-            reason = _blocked_reason(message=message)
-            if reason is not None:
-                result.outcomes[message.pk] = _record_suppressed(message=message, worker=worker, reason=reason)
+            if checked == 0:
+                checked = min(CHECK_CHUNK_SIZE, len(pending))
+                blocked = _blocked_reasons([message for message, _ in pending[:checked]])
+            message, built = pending.pop(0)
+            checked -= 1
+            if message.pk in blocked:
+                result.outcomes[message.pk] = _record_suppressed(
+                    message=message, worker=worker, reason=blocked[message.pk]
+                )
                 continue
-            try:
-                built = renderer.build(message=message, connection=connection)
-            except Exception as exc:  # noqa: BLE001 - a template that cannot render fails its message, not the batch
-                logger.warning("Message %s could not be rendered: %s", message.pk, exc)
-                result.outcomes[message.pk] = _record_render_error(message=message, worker=worker, error=str(exc))
-                continue
-            # The Message-ID and link targets are stored before the send: a resend after a crash carries
-            # the same Message-ID, and clicks on the links resolve from the first second.
-            stored = Message.objects.filter(_mine(message=message, worker=worker), lease_expires_at__gt=timezone.now())
-            if not stored.update(
-                subject=built.subject[:998], from_email=built.from_email[:320], links=built.links,
-                message_id_header=built.message_id_header[:255],
-            ):  # fmt: skip
-                result.outcomes[message.pk] = Outcome.SKIPPED  # the lease ran out: another worker has it
+            if not _lease_valid(message):
+                result.outcomes[message.pk] = Outcome.SKIPPED  # the lease ran out: another worker may have it
                 continue
             if not opened:
                 try:
                     connection.open()
                     opened = True
                 except Exception as exc:  # noqa: BLE001 - the server is unreachable: nothing in the batch was sent
-                    failure = classify_failure(exc)
-                    result.outcomes[message.pk] = _record_temporary(
-                        message=message, worker=worker, error=f"connect: {failure.error}", reason="connection"
-                    )
-                    for rest in pending:
+                    error = f"connect: {classify_failure(exc).error}"
+                    for rest, _ in [(message, built), *pending]:
                         result.outcomes[rest.pk] = _record_temporary(
-                            message=rest, worker=worker, error=f"connect: {failure.error}", reason="connection"
+                            message=rest, worker=worker, error=error, reason="connection"
                         )
                     return result
             try:
@@ -311,7 +345,7 @@ def messages_send(*, message_ids: Iterable[int], worker: str, connection: Any = 
                     _close_quietly(connection)
                     opened = False
                     if reopened:
-                        for rest in pending:
+                        for rest, _ in pending:
                             result.outcomes[rest.pk] = _record_not_attempted(
                                 message=rest, worker=worker, error=f"connection lost twice: {failure.error}"
                             )

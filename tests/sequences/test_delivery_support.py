@@ -68,7 +68,7 @@ def free_port() -> int:
 
 
 def smtp_server_start(sink: SmtpSink) -> Controller:
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port(), server_hostname="sink.test")
     controller.start()
     return controller
 
