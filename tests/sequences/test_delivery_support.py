@@ -26,6 +26,7 @@ class SmtpSink:
         self.rcpt_replies: dict[str, list[str]] = {}
         self.data_replies: dict[str, list[str]] = {}
         self.connections = 0
+        self.port = 0
         self._lock = threading.Lock()
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -100,6 +101,7 @@ def smtp_server(settings):
     settings.EMAIL_HOST_USER = ""
     settings.EMAIL_HOST_PASSWORD = ""
     settings.EMAIL_TIMEOUT = 10
+    sink.port = controller.port
     try:
         yield sink
     finally:
