@@ -21,12 +21,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import Workspace
 from config.queues import Queue
 from sequences.models import (
     Enrollment,
     EnrollmentStatus,
     Message,
     MessageStatus,
+    Sequence,
     SequenceStatus,
     Step,
 )
@@ -139,20 +141,20 @@ def _batch_process(
         claim = claim.filter(pk__in=enrollment_ids)
     enrollments = list(
         claim.select_for_update(skip_locked=True, of=("self",))
-        .select_related("workspace", "subscriber", "sequence", "current_step__template")
+        .select_related("subscriber")
         .order_by("next_run_at", "id")[:batch_size]
     )
     if not enrollments:
         return ProcessResult(), False
-    result = _batch_handle(enrollments, now=now)
+    steps = _related_attach(enrollments)
+    result = _batch_handle(enrollments, steps=steps, now=now)
     return result, any(e.next_run_at is not None and e.next_run_at <= now for e in enrollments)
 
 
-def _batch_handle(enrollments: list[Enrollment], *, now: datetime) -> ProcessResult:
+def _batch_handle(enrollments: list[Enrollment], *, steps: dict[int, list[Step]], now: datetime) -> ProcessResult:
     result = ProcessResult(claimed=len(enrollments))
     suppressed = _suppressed(enrollments)
     goals = _goals_reached(enrollments)
-    steps = _steps_by_sequence(enrollments)
     exits: list[tuple[Enrollment, str]] = []
     to_send: list[tuple[Enrollment, Step]] = []  # each with its current step
 
@@ -276,13 +278,28 @@ def _goals_reached(enrollments: list[Enrollment]) -> dict[int, Event]:
     return reached
 
 
-def _steps_by_sequence(enrollments: list[Enrollment]) -> dict[int, list[Step]]:
+def _related_attach(enrollments: list[Enrollment]) -> dict[int, list[Step]]:
+    """Load the batch's few workspaces, sequences and steps (with templates) once, attach them to the
+    enrollments, and return each sequence's steps in order. Joining them per row would build the same
+    handful of objects thousands of times."""
+    workspaces = Workspace.objects.in_bulk({e.workspace_id for e in enrollments})
+    sequences = Sequence.objects.in_bulk({e.sequence_id for e in enrollments})
     steps: dict[int, list[Step]] = defaultdict(list)
-    ordered = Step.objects.filter(sequence_id__in={e.sequence_id for e in enrollments}).order_by(
-        "sequence_id", "position", "id"
+    by_id: dict[int, Step] = {}
+    ordered = (
+        Step.objects.filter(sequence_id__in=sequences)
+        .select_related("template")
+        .order_by("sequence_id", "position", "id")
     )
-    for step in ordered.only("id", "sequence_id", "position", "delay_value", "delay_unit"):
+    for step in ordered:
         steps[step.sequence_id].append(step)
+        by_id[step.pk] = step
+    for enrollment in enrollments:
+        enrollment.workspace = workspaces[enrollment.workspace_id]
+        enrollment.sequence = sequences[enrollment.sequence_id]
+        if enrollment.current_step_id is not None:
+            step = by_id.get(enrollment.current_step_id)
+            enrollment.current_step = step if step is not None else Step.objects.get(pk=enrollment.current_step_id)
     return steps
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 # An opening is at most a week away when the window is not empty; a DST gap can swallow the only open
 # hour of a week, so look two weeks ahead (plus slack) before calling the window empty.
@@ -26,9 +27,16 @@ def open_hours(
 ) -> frozenset[tuple[int, int]]:
     """The (local weekday, local hour) pairs in which sending is allowed: the sequence's days and
     [start_hour, end_hour), minus the workspace's quiet hours. Monday is day 0."""
+    return _open_hours(tuple(sorted(set(days))), start_hour, end_hour, quiet_start, quiet_end)
+
+
+@lru_cache(maxsize=1024)  # a scheduler batch asks for the same few windows thousands of times
+def _open_hours(
+    days: tuple[int, ...], start_hour: int, end_hour: int, quiet_start: int | None, quiet_end: int | None
+) -> frozenset[tuple[int, int]]:
     quiet = quiet_hours(quiet_start=quiet_start, quiet_end=quiet_end)
     hours = [hour for hour in range(max(start_hour, 0), min(end_hour, 24)) if hour not in quiet]
-    return frozenset((day, hour) for day in set(days) if 0 <= day <= 6 for hour in hours)
+    return frozenset((day, hour) for day in days if 0 <= day <= 6 for hour in hours)
 
 
 def zone_or_utc(*names: str | None) -> zoneinfo.ZoneInfo:
