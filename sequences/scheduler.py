@@ -298,8 +298,10 @@ def _related_attach(enrollments: list[Enrollment]) -> dict[int, list[Step]]:
         enrollment.workspace = workspaces[enrollment.workspace_id]
         enrollment.sequence = sequences[enrollment.sequence_id]
         if enrollment.current_step_id is not None:
-            step = by_id.get(enrollment.current_step_id)
-            enrollment.current_step = step if step is not None else Step.objects.get(pk=enrollment.current_step_id)
+            current = by_id.get(enrollment.current_step_id)
+            if current is None:  # a step of another sequence: only a hand-edited row can point there
+                current = Step.objects.select_related("template").filter(pk=enrollment.current_step_id).first()
+            enrollment.current_step = current
     return steps
 
 
