@@ -50,6 +50,13 @@ def steps_of(sequence):
     return list(sequence.steps.order_by("position"))
 
 
+@pytest.fixture(autouse=True)
+def _own_callbacks(monkeypatch):
+    """These tests see only the callbacks they register: the sender's enqueue (registered at startup)
+    would otherwise publish tasks to the broker that a later test's real worker picks up."""
+    monkeypatch.setattr(scheduler, "_messages_callbacks", [])
+
+
 @pytest.fixture
 def callbacks():
     """Message ids handed to an `on_messages_created` callback; unregistered afterwards."""
