@@ -42,6 +42,13 @@ DEFAULT_BATCH_SIZE = 500
 EMPTY_WINDOW_REASON = "the send window is empty (no day or hour is open)"
 SUPPRESSED_REASON = "suppressed"
 
+# The subscriber columns a batch never reads (the attributes JSON is the costly one to decode).
+SUBSCRIBER_UNUSED = [
+    f"subscriber__{name}"
+    for name in ("attributes", "first_name", "last_name", "locale", "status_reason", "status_changed_by",
+                 "consent_source", "consent_ip", "consent_at", "confirmed_at", "status_changed_at")
+]  # fmt: skip
+
 MessagesCallback = Callable[[list[int]], None]
 _messages_callbacks: list[MessagesCallback] = []
 
@@ -142,6 +149,7 @@ def _batch_process(
     enrollments = list(
         claim.select_for_update(skip_locked=True, of=("self",))
         .select_related("subscriber")
+        .defer(*SUBSCRIBER_UNUSED)
         .order_by("next_run_at", "id")[:batch_size]
     )
     if not enrollments:
