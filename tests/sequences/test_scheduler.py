@@ -182,6 +182,22 @@ def test_queries_per_batch_do_not_grow_with_the_batch(active_sequence):
     assert queries_for(3) == queries_for(40)
 
 
+def test_queries_for_exits_and_deferrals_do_not_grow_with_the_batch(active_sequence, workspace):
+    active_sequence.send_start_hour, active_sequence.send_end_hour = 14, 16  # MONDAY is 12:00 UTC
+    active_sequence.save()
+
+    def queries_for(count):
+        for index in range(count):
+            status = "unsubscribed" if index % 2 else "active"
+            due_enrollment(active_sequence, subscriber=SubscriberFactory(workspace=workspace, status=status))
+        with CaptureQueriesContext(connection) as captured:
+            result = enrollments_process_due(now=MONDAY, batch_size=100)
+        assert (result.exited, result.deferred_by_window) == (count // 2, count - count // 2)
+        return len(captured)
+
+    assert queries_for(4) == queries_for(40)
+
+
 # The unique key: never twice
 
 
