@@ -60,3 +60,19 @@ def test_the_admin_form_validates_quiet_hours(workspace):
     assert "quiet_hours_start" in form.errors or "quiet_hours_end" in form.errors
     form = WorkspaceAdminForm(data={**data, "quiet_hours_end": 8}, instance=workspace)
     assert form.is_valid(), form.errors
+
+
+def test_the_admin_edits_quiet_hours(admin_client, workspace):
+    url = f"/admin/accounts/workspace/{workspace.pk}/change/"
+    page = admin_client.get(url)
+    assert page.status_code == 200 and b"quiet_hours_start" in page.content
+    data = {
+        "name": workspace.name, "slug": workspace.slug, "time_zone": "UTC", "from_name": "", "from_email": "",
+        "reply_to": "", "postal_address": "", "sending_rate_per_second": 10, "track_opens": "on",
+        "quiet_hours_start": 22, "quiet_hours_end": 6,
+        "memberships-TOTAL_FORMS": 0, "memberships-INITIAL_FORMS": 0,
+    }  # fmt: skip
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.content[:2000]
+    workspace.refresh_from_db()
+    assert (workspace.quiet_hours_start, workspace.quiet_hours_end) == (22, 6)
