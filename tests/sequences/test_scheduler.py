@@ -554,3 +554,35 @@ def test_an_enrollment_locked_by_another_scheduler_is_skipped_not_waited_for(wor
         holder.join(timeout=30)
     assert enrollments_process_due(now=MONDAY).messages_created == 1
     assert Message.objects.filter(enrollment=held).count() == 1
+
+
+# Editing a live sequence
+
+
+def test_a_step_inserted_after_the_subscribers_position_is_sent_next(active_sequence, subscriber, workspace, template):
+    first, second = steps_of(active_sequence)
+    enrollment = enroll(active_sequence, subscriber)
+    t1 = enrollment.next_run_at
+    enrollments_process_due(now=t1)  # first sent; now waiting for the second
+    inserted = services.step_create(
+        workspace=workspace, sequence=active_sequence, template_id=template.pk, delay_value=1, delay_unit="days",
+        position=3,
+    )  # fmt: skip
+    enrollments_process_due(now=t1 + timedelta(days=3))  # the second step
+    enrollment.refresh_from_db()
+    assert (enrollment.current_step_id, enrollment.next_run_at) == (inserted.pk, t1 + timedelta(days=4))
+    enrollments_process_due(now=t1 + timedelta(days=4))
+    assert list(Message.objects.order_by("id").values_list("step_id", flat=True)) == [first.pk, second.pk, inserted.pk]
+
+
+def test_a_deleted_step_is_skipped_and_the_next_one_sent_once(active_sequence, subscriber, workspace):
+    first, second = steps_of(active_sequence)
+    enrollment = enroll(active_sequence, subscriber)
+    services.step_delete(workspace=workspace, step=first)
+    enrollment.refresh_from_db()
+    assert enrollment.current_step_id == second.pk
+    enrollments_process_due(now=enrollment.next_run_at)
+    enrollments_process_due(now=enrollment.next_run_at)
+    assert list(Message.objects.values_list("step_id", flat=True)) == [second.pk]
+    enrollment.refresh_from_db()
+    assert enrollment.status == "completed"
