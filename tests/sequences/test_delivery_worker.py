@@ -5,12 +5,25 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.db import OperationalError
 
 from config.queues import Queue
 from sequences.delivery.tasks import messages_dispatch, messages_enqueue
 from sequences.models import Message, MessageStatus
 from tests.factories import SubscriberFactory, TemplateFactory
 from tests.sequences.test_delivery_support import message_make, smtp_server  # noqa: F401
+
+
+def _wait_until(condition, timeout: float = 60) -> None:
+    """Poll `condition` (SMTP server state first, so the database is read as little as possible)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OperationalError:  # SQLite: the worker holds the table right now
+            pass
+        time.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -21,27 +34,23 @@ def test_a_real_worker_delivers_enqueued_and_dispatched_messages_once(smtp, work
     from config.celery_app import app
 
     template = TemplateFactory(workspace=workspace)
-    enqueued = [
+    made = [
         message_make(workspace=workspace, subscriber=SubscriberFactory(workspace=workspace), template=template).pk
-        for _ in range(6)
+        for _ in range(10)
     ]
+    enqueued = made[:6]
+    # Everything is written before the worker starts: SQLite's shared in-memory test database locks
+    # whole tables, so a write here while the worker writes would fail one of the two.
     with start_worker(
         app, perform_ping_check=False, pool="solo", queues=[Queue.EMAIL.value, Queue.DEFAULT.value],
         shutdown_timeout=30,
     ):  # fmt: skip
         messages_enqueue(enqueued)
         messages_enqueue(enqueued)  # handed over twice: still sent once
-        ticked = [
-            message_make(workspace=workspace, subscriber=SubscriberFactory(workspace=workspace), template=template).pk
-            for _ in range(4)
-        ]
-        messages_dispatch.apply_async(queue=Queue.DEFAULT.value)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if Message.objects.filter(pk__in=enqueued + ticked, status=MessageStatus.SENT).count() == 10:
-                break
-            time.sleep(0.1)
-    statuses = set(Message.objects.filter(pk__in=enqueued + ticked).values_list("status", flat=True))
+        messages_dispatch.apply_async(queue=Queue.DEFAULT.value)  # the tick finds the other four
+        _wait_until(lambda: len(smtp.envelopes) >= 10)
+        _wait_until(lambda: Message.objects.filter(pk__in=made, status=MessageStatus.SENT).count() == 10)
+    statuses = set(Message.objects.filter(pk__in=made).values_list("status", flat=True))
     assert statuses == {MessageStatus.SENT}
     ids = [str(m["Message-ID"]) for m in smtp.messages]
     assert len(ids) == 10 and len(set(ids)) == 10
@@ -68,9 +77,8 @@ def test_an_enrolled_subscriber_receives_the_first_step_through_scheduler_and_se
         shutdown_timeout=30,
     ):  # fmt: skip
         sequence_enroll(workspace=workspace, sequence=sequence, subscriber_ids=[subscriber.pk])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not Message.objects.filter(status=MessageStatus.SENT).exists():
-            time.sleep(0.1)
+        _wait_until(lambda: len(smtp.envelopes) >= 1)
+        _wait_until(lambda: Message.objects.filter(status=MessageStatus.SENT).exists())
     message = Message.objects.get(subscriber=subscriber)
     assert message.status == MessageStatus.SENT
     [mime] = smtp.messages
