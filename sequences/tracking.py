@@ -231,7 +231,7 @@ def message_subscriber_unsubscribe(*, message: Message, source: str) -> bool:
         subscriber = subscriber_unsubscribe(
             workspace=message.workspace, subscriber=subscriber, source=source, actor=f"message:{message.pk}",
             reason=f"{source} unsubscribe from message {message.pk}", message_id=message.pk,
-            sequence_id=message.enrollment.sequence_id if message.enrollment_id else None, step_id=message.step_id,
+            sequence_id=message.enrollment.sequence_id if message.enrollment is not None else None, step_id=message.step_id,
         )  # fmt: skip
     message.subscriber = subscriber
     subscriber_enrollments_exit(subscriber=subscriber, reason=ENROLLMENT_EXIT_REASON)
