@@ -6,7 +6,7 @@ PY := $(BIN)/python
 STAMP_RUN := $(VENV)/.installed-runtime
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test install install-dev lint format migrate demo check schema clean
+.PHONY: run test install install-dev lint format migrate demo check schema bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ check: $(STAMP_DEV)
 
 schema: $(STAMP_RUN)
 	$(PY) manage.py spectacular --file var/schema.yml
+
+# Benchmarks on PostgreSQL (database es_bench, created if missing); not part of `make test`.
+# Larger runs: make bench BENCH_ARGS="--enrollments 200000 --messages 20000". Results: docs/benchmarks.md.
+bench: $(STAMP_DEV)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3* var/redis var/run var/staticfiles
