@@ -228,10 +228,11 @@ def message_subscriber_unsubscribe(*, message: Message, source: str) -> bool:
     subscriber = Subscriber.objects.select_for_update().get(pk=message.subscriber_id)
     changed = subscriber.status == SubscriberStatus.ACTIVE
     if changed:
+        sequence_id = message.enrollment.sequence_id if message.enrollment is not None else None
         subscriber = subscriber_unsubscribe(
             workspace=message.workspace, subscriber=subscriber, source=source, actor=f"message:{message.pk}",
             reason=f"{source} unsubscribe from message {message.pk}", message_id=message.pk,
-            sequence_id=message.enrollment.sequence_id if message.enrollment is not None else None, step_id=message.step_id,
+            sequence_id=sequence_id, step_id=message.step_id,
         )  # fmt: skip
     message.subscriber = subscriber
     subscriber_enrollments_exit(subscriber=subscriber, reason=ENROLLMENT_EXIT_REASON)
