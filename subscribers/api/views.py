@@ -60,10 +60,58 @@ from subscribers.models import (
 ID_PATTERN = "[0-9]{1,18}"  # larger numbers are not ids: they answer 404 instead of overflowing the database
 
 
+# Mixins here carry comments, not docstrings: drf-spectacular would show an inherited docstring as
+# the description of every endpoint of the views that use them.
+
+
 class JsonApiMixin(WorkspaceScopedMixin):
-    """Bodies are JSON: bulk payloads as form fields would only hit form-field limits."""
+    # Bodies are JSON: bulk payloads as form fields would only hit form-field limits.
 
     parser_classes: Sequence[type[BaseParser]] = [JSONParser]
+
+
+class ServiceCrudMixin(
+    JsonApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
+):  # fmt: skip
+    # List, read, create, PATCH and delete, where the writes go through the app's services. A subclass
+    # names its write serializers and implements `service_create`, `service_update` and
+    # `service_delete`; validation, status codes, idempotency and the response shape live here once.
+
+    create_serializer_class: type[Any]
+    update_serializer_class: type[Any]
+    update_is_partial = True
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    lookup_value_regex = ID_PATTERN
+
+    def service_create(self, data: dict[str, Any]) -> Any:
+        raise NotImplementedError  # each subclass calls its own service
+
+    def service_update(self, instance: Any, data: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def service_delete(self, instance: Any) -> None:
+        raise NotImplementedError
+
+    def present(self, instance: Any) -> dict[str, Any]:
+        """The response body for a written row, read back through the scoped queryset (annotations)."""
+        return self.get_serializer(self.get_queryset().get(pk=instance.pk)).data
+
+    @idempotent
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.create_serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        instance = self.service_create(serializer.validated_data)
+        return Response(self.present(instance), status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.update_serializer_class(data=request.data, partial=self.update_is_partial)
+        serializer.is_valid(raise_exception=True)
+        return Response(self.present(self.service_update(self.get_object(), serializer.validated_data)))
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        self.service_delete(self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class UploadSizeLimitedParser(MultiPartParser):
@@ -337,40 +385,25 @@ class SubscriberViewSet(
     ),
     destroy=extend_schema(tags=["lists"], responses={204: None}),
 )
-class MailingListViewSet(
-    JsonApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-    mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
-):  # fmt: skip
+class MailingListViewSet(ServiceCrudMixin):
+    """Mailing lists, with their subscriber counts. Double opt-in lists keep new members pending."""
+
     queryset = MailingList.objects.all()
     serializer_class = s.MailingListSerializer
+    create_serializer_class = update_serializer_class = s.MailingListWriteSerializer
     filterset_class = None
-    lookup_value_regex = ID_PATTERN
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def scoped_queryset(self):
         return selectors.mailing_lists_with_counts(queryset=MailingList.objects.order_by("name"))
 
-    def _fresh(self, mailing_list: MailingList) -> MailingList:
-        return self.get_queryset().get(pk=mailing_list.pk)
+    def service_create(self, data: dict[str, Any]) -> MailingList:
+        return services.mailing_list_create(workspace=self.workspace, **data)
 
-    @idempotent
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = s.MailingListWriteSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        mailing_list = services.mailing_list_create(workspace=self.workspace, **serializer.validated_data)
-        return Response(s.MailingListSerializer(self._fresh(mailing_list)).data, status=status.HTTP_201_CREATED)
+    def service_update(self, instance: MailingList, data: dict[str, Any]) -> MailingList:
+        return services.mailing_list_update(workspace=self.workspace, mailing_list=instance, **data)
 
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = s.MailingListWriteSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        mailing_list = services.mailing_list_update(
-            workspace=self.workspace, mailing_list=self.get_object(), **serializer.validated_data
-        )
-        return Response(s.MailingListSerializer(self._fresh(mailing_list)).data)
-
-    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.mailing_list_delete(workspace=self.workspace, mailing_list=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def service_delete(self, instance: MailingList) -> None:
+        services.mailing_list_delete(workspace=self.workspace, mailing_list=instance)
 
     @extend_schema(
         tags=["lists"], methods=["GET"], responses=s.ListMemberSerializer(many=True), filters=False,
@@ -434,34 +467,25 @@ class MailingListViewSet(
     partial_update=extend_schema(tags=["tags"], request=s.TagWriteSerializer, responses=s.TagSerializer),
     destroy=extend_schema(tags=["tags"], responses={204: None}),
 )
-class TagViewSet(
-    JsonApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-    mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
-):  # fmt: skip
+class TagViewSet(ServiceCrudMixin):
+    """Tags for grouping subscribers, with how many subscribers carry each."""
+
     queryset = Tag.objects.all()
     serializer_class = s.TagSerializer
-    lookup_value_regex = ID_PATTERN
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    create_serializer_class = update_serializer_class = s.TagWriteSerializer
+    update_is_partial = False  # a tag has one field: its name
 
     def scoped_queryset(self):
         return Tag.objects.annotate(subscriber_count=Count("subscribers")).order_by("name")
 
-    @idempotent
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = s.TagWriteSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        tag = services.tag_create(workspace=self.workspace, **serializer.validated_data)
-        return Response(s.TagSerializer(tag).data, status=status.HTTP_201_CREATED)
+    def service_create(self, data: dict[str, Any]) -> Tag:
+        return services.tag_create(workspace=self.workspace, **data)
 
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = s.TagWriteSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        tag = services.tag_update(workspace=self.workspace, tag=self.get_object(), **serializer.validated_data)
-        return Response(s.TagSerializer(self.get_queryset().get(pk=tag.pk)).data)
+    def service_update(self, instance: Tag, data: dict[str, Any]) -> Tag:
+        return services.tag_update(workspace=self.workspace, tag=instance, **data)
 
-    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.tag_delete(workspace=self.workspace, tag=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def service_delete(self, instance: Tag) -> None:
+        services.tag_delete(workspace=self.workspace, tag=instance)
 
 
 @extend_schema_view(
@@ -475,35 +499,22 @@ class TagViewSet(
     ),
     destroy=extend_schema(tags=["fields"], responses={204: None}),
 )
-class FieldDefinitionViewSet(
-    JsonApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-    mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
-):  # fmt: skip
+class FieldDefinitionViewSet(ServiceCrudMixin):
     """Custom subscriber attributes: `Subscriber.attributes` keys must be defined here."""
 
     queryset = FieldDefinition.objects.order_by("key")
     serializer_class = s.FieldDefinitionSerializer
-    lookup_value_regex = ID_PATTERN
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    create_serializer_class = s.FieldDefinitionCreateSerializer
+    update_serializer_class = s.FieldDefinitionUpdateSerializer
 
-    @idempotent
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = s.FieldDefinitionCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        definition = services.field_definition_create(workspace=self.workspace, **serializer.validated_data)
-        return Response(s.FieldDefinitionSerializer(definition).data, status=status.HTTP_201_CREATED)
+    def service_create(self, data: dict[str, Any]) -> FieldDefinition:
+        return services.field_definition_create(workspace=self.workspace, **data)
 
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = s.FieldDefinitionUpdateSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        definition = services.field_definition_update(
-            workspace=self.workspace, definition=self.get_object(), **serializer.validated_data
-        )
-        return Response(s.FieldDefinitionSerializer(definition).data)
+    def service_update(self, instance: FieldDefinition, data: dict[str, Any]) -> FieldDefinition:
+        return services.field_definition_update(workspace=self.workspace, definition=instance, **data)
 
-    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.field_definition_delete(workspace=self.workspace, definition=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def service_delete(self, instance: FieldDefinition) -> None:
+        services.field_definition_delete(workspace=self.workspace, definition=instance)
 
 
 @extend_schema_view(
@@ -517,36 +528,24 @@ class FieldDefinitionViewSet(
     ),
     destroy=extend_schema(tags=["suppressions"], responses={204: None}),
 )
-class SuppressionViewSet(
-    JsonApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-    mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet,
-):  # fmt: skip
+class SuppressionViewSet(ServiceCrudMixin):
     """Addresses and whole domains that are never sent to."""
 
     queryset = Suppression.objects.order_by("-created_at", "-id")
     serializer_class = s.SuppressionSerializer
+    create_serializer_class = s.SuppressionCreateSerializer
+    update_serializer_class = s.SuppressionUpdateSerializer
+    update_is_partial = False
     filterset_class = SuppressionFilter
-    lookup_value_regex = ID_PATTERN
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    @idempotent
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = s.SuppressionCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        suppression = services.suppression_create(workspace=self.workspace, source="api", **serializer.validated_data)
-        return Response(s.SuppressionSerializer(suppression).data, status=status.HTTP_201_CREATED)
+    def service_create(self, data: dict[str, Any]) -> Suppression:
+        return services.suppression_create(workspace=self.workspace, source="api", **data)
 
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = s.SuppressionUpdateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        suppression = services.suppression_update(
-            workspace=self.workspace, suppression=self.get_object(), **serializer.validated_data
-        )
-        return Response(s.SuppressionSerializer(suppression).data)
+    def service_update(self, instance: Suppression, data: dict[str, Any]) -> Suppression:
+        return services.suppression_update(workspace=self.workspace, suppression=instance, **data)
 
-    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.suppression_delete(workspace=self.workspace, suppression=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def service_delete(self, instance: Suppression) -> None:
+        services.suppression_delete(workspace=self.workspace, suppression=instance)
 
 
 # Events --------------------------------------------------------------------------------------
