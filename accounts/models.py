@@ -40,6 +40,15 @@ class Workspace(models.Model):
     quiet_hours_end = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MaxValueValidator(23)], help_text="Hour 0-23: sending resumes at this hour."
     )
+    # Frequency cap across every sequence and campaign: at most `frequency_cap_count` emails per
+    # subscriber in any `frequency_cap_hours`; capped messages wait for the next allowed time.
+    frequency_cap_count = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Empty: no cap."
+    )
+    frequency_cap_hours = models.PositiveIntegerField(default=24, validators=[MinValueValidator(1)])
+    # Set by the bounce/complaint guardrail (or by hand): no email leaves the workspace until resumed.
+    sending_paused_at = models.DateTimeField(null=True, blank=True)
+    sending_paused_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

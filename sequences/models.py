@@ -90,6 +90,9 @@ class Step(models.Model):
     template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="steps")
     delay_value = models.PositiveIntegerField(default=0)
     delay_unit = models.CharField(max_length=8, choices=DelayUnit.choices, default=DelayUnit.DAYS)
+    high_priority = models.BooleanField(
+        default=False, help_text="Sent even when the subscriber has reached the workspace's frequency cap."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -171,6 +174,47 @@ class OutboxEmail(models.Model):
         return f"{self.subject} → {', '.join(self.to)}"
 
 
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    SENDING = "sending", "Sending"
+    PAUSED = "paused", "Paused"
+    SENT = "sent", "Sent"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Campaign(models.Model):
+    """A broadcast: one template to an audience (lists and tags, minus exclusions), now or at a time.
+
+    Its messages go through the same outbox as sequence steps; the unique key on (campaign, subscriber)
+    makes a second message to the same person impossible.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="campaigns")
+    status = models.CharField(max_length=16, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
+    lists = models.ManyToManyField("subscribers.MailingList", blank=True, related_name="campaigns")
+    tags = models.ManyToManyField("subscribers.Tag", blank=True, related_name="campaigns")
+    exclude_lists = models.ManyToManyField("subscribers.MailingList", blank=True, related_name="+")
+    exclude_tags = models.ManyToManyField("subscribers.Tag", blank=True, related_name="+")
+    high_priority = models.BooleanField(
+        default=False, help_text="Sent even when a subscriber has reached the workspace's frequency cap."
+    )
+    scheduled_at = models.DateTimeField(null=True, blank=True, help_text="Empty: send when started.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "scheduled_at"], name="campaign_status_scheduled")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class MessageStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     SENDING = "sending", "Sending"
@@ -194,6 +238,7 @@ class Message(models.Model):
         Enrollment, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
     step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.CASCADE, related_name="messages")
     template = models.ForeignKey(Template, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     to_email = models.EmailField(max_length=254)
     from_email = models.CharField(max_length=320, blank=True)
@@ -220,6 +265,11 @@ class Message(models.Model):
                 fields=["enrollment", "step"],
                 condition=Q(enrollment__isnull=False, step__isnull=False),
                 name="message_once_per_enrollment_step",
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "subscriber"],
+                condition=Q(campaign__isnull=False),
+                name="message_once_per_campaign_subscriber",
             ),
         ]
         indexes = [
