@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import override_settings
+from django.contrib.auth import get_user_model
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from accounts.models import Role
@@ -258,3 +259,48 @@ def test_backfill_needs_a_write_role(client_for, workspace, active_sequence, mai
     response = backfill(client_for(workspace, role), active_sequence, mailing_list)
     assert response.status_code == code
     assert Enrollment.objects.count() == (1 if code == 200 else 0)
+
+
+# The admin action
+
+
+@pytest.fixture
+def admin_client(db):
+    user = get_user_model().objects.create_superuser("root@example.com", "root@example.com", "pw-123456789")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_admin_action_asks_for_a_list_of_the_sequences_workspace_then_backfills(
+    admin_client, active_sequence, mailing_list, other_workspace
+):
+    MailingListFactory(workspace=other_workspace, name="Not theirs")
+    member(mailing_list)
+    member(mailing_list, status="bounced")
+    selected = {"action": "backfill_from_list", "_selected_action": [active_sequence.pk]}
+
+    form = admin_client.post("/admin/sequences/sequence/", selected)
+    page = form.content.decode()
+    assert form.status_code == 200 and "Customers" in page and "Not theirs" not in page
+    assert Enrollment.objects.count() == 0
+
+    done = admin_client.post(
+        "/admin/sequences/sequence/", {**selected, "apply": "1", "mailing_list": mailing_list.pk}, follow=True
+    )
+    assert "1 of 2 members enrolled; skipped: 1 bounced." in done.content.decode()
+    assert Enrollment.objects.filter(source="backfill").count() == 1
+
+
+def test_the_admin_action_shows_why_a_draft_is_refused(admin_client, active_sequence, mailing_list):
+    active_sequence.status = SequenceStatus.DRAFT
+    active_sequence.save()
+    member(mailing_list)
+    response = admin_client.post(
+        "/admin/sequences/sequence/",
+        {"action": "backfill_from_list", "_selected_action": [active_sequence.pk], "apply": "1",
+         "mailing_list": mailing_list.pk},
+        follow=True,
+    )  # fmt: skip
+    assert "only an active or paused sequence can be backfilled" in response.content.decode()
+    assert Enrollment.objects.count() == 0
