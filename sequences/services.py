@@ -936,11 +936,10 @@ def _backfill_chunk(
         result.starting_steps.update(e.current_step_id for e in new if e.current_step_id is not None)
         return
     created = _enrollments_create(new)
-    result.skipped[EnrollOutcome.ALREADY_ENROLLED] += len(new) - len(created)
+    if len(created) < len(new):  # enrolled meanwhile by a concurrent request
+        result.skipped[EnrollOutcome.ALREADY_ENROLLED] += len(new) - len(created)
     result.enrolled += len(created)
     result.starting_steps.update(e.current_step_id for e in created if e.current_step_id is not None)
-    if not result.skipped[EnrollOutcome.ALREADY_ENROLLED]:
-        del result.skipped[EnrollOutcome.ALREADY_ENROLLED]
     if created:
         events_record_many(
             workspace=workspace,

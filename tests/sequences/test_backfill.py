@@ -304,3 +304,17 @@ def test_the_admin_action_shows_why_a_draft_is_refused(admin_client, active_sequ
     )  # fmt: skip
     assert "only an active or paused sequence can be backfilled" in response.content.decode()
     assert Enrollment.objects.count() == 0
+
+
+def test_an_enrollment_made_meanwhile_wins_and_the_rest_of_the_chunk_still_goes_in(workspace, active_sequence):
+    """The insert falls back to one by one when a concurrent enroll took one of the subscribers."""
+    first = active_sequence.steps.order_by("position").first()
+    taken, free = SubscriberFactory(workspace=workspace), SubscriberFactory(workspace=workspace)
+    EnrollmentFactory(sequence=active_sequence, subscriber=taken, current_step=first)
+    new = [
+        Enrollment(workspace=workspace, sequence=active_sequence, subscriber=subscriber, current_step=first)
+        for subscriber in (taken, free)
+    ]
+    created = services._enrollments_create(new)
+    assert [e.subscriber_id for e in created] == [free.pk]
+    assert Enrollment.objects.filter(subscriber=taken).count() == 1
