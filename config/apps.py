@@ -14,6 +14,10 @@ class ProjectConfig(AppConfig):
         from django.conf import settings
         from django.contrib import admin
 
+        from config.metrics import delivery_metrics_register
+
+        delivery_metrics_register()  # served at /metrics by django_prometheus
+
         # The admin is the marketer's UI for now: it carries the product's name, not Django's.
         admin.site.site_header = f"{settings.APP_NAME} administration"
         admin.site.site_title = settings.APP_NAME

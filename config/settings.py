@@ -154,6 +154,8 @@ WORKER_HEARTBEAT_INTERVAL = env.int("WORKER_HEARTBEAT_INTERVAL", default=15)
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=90)
 # Seconds between scheduler ticks; a zero-delay enrollment does not wait for one (processed on commit).
 SCHEDULER_TICK_SECONDS = env.int("SCHEDULER_TICK_SECONDS", default=5)
+# A backfill of a list with more subscribed members than this runs in a worker (the API answers 202).
+SEQUENCE_BACKFILL_SYNC_LIMIT = env.int("SEQUENCE_BACKFILL_SYNC_LIMIT", default=5000)
 
 # Email. The embedded default stores every outgoing email in the local outbox (admin: Outbox emails)
 # so nothing leaves the machine. EMAIL_URL, or SMTP_HOST/SMTP_PORT, or an anymail ESP switch it.

@@ -7,8 +7,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.html import escape, format_html
 
 from core.errors import ApplicationError
@@ -23,6 +25,7 @@ from sequences.models import (
     Step,
     Template,
 )
+from subscribers.models import MailingList
 
 
 class TemplateAdminForm(forms.ModelForm):
@@ -135,7 +138,7 @@ class SequenceAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
     readonly_fields = ["status", "activated_at", "created_at", "updated_at"]
     inlines = [StepInline]
-    actions = ["activate", "pause", "archive"]
+    actions = ["activate", "pause", "archive", "backfill_from_list"]
 
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
         if formset.model is not Step:
@@ -182,6 +185,51 @@ class SequenceAdmin(admin.ModelAdmin):
         _run_on_each(
             request, queryset, lambda s: services.sequence_archive(workspace=s.workspace, sequence=s), "archived"
         )
+
+    @admin.action(description="Backfill from list…")
+    def backfill_from_list(self, request: HttpRequest, queryset: QuerySet[Sequence]) -> HttpResponse | None:
+        """Enroll a list's subscribed members into one sequence: a form, then `sequence_backfill`."""
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one sequence to backfill.")
+            return None
+        sequence = queryset.select_related("workspace").get()
+        form = BackfillForm(request.POST if "apply" in request.POST else None, sequence=sequence)
+        if form.is_bound and form.is_valid():
+            try:
+                result = services.sequence_backfill(
+                    workspace=sequence.workspace, sequence=sequence, list_id=form.cleaned_data["mailing_list"].pk,
+                    start_by_join_age=form.cleaned_data["start_by_join_age"], dry_run=form.cleaned_data["dry_run"],
+                )  # fmt: skip
+            except ApplicationError as exc:
+                messages.error(request, f"{sequence}: {exc.message}")
+                return None
+            messages.success(request, _backfill_summary(result))
+            return None
+        context = {
+            **self.admin_site.each_context(request), "title": f"Backfill {sequence} from a list", "form": form,
+            "sequence": sequence, "opts": self.model._meta, "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }  # fmt: skip
+        return TemplateResponse(request, "admin/sequences/sequence/backfill.html", context)
+
+
+class BackfillForm(forms.Form):
+    mailing_list = forms.ModelChoiceField(queryset=MailingList.objects.none(), label="List")
+    start_by_join_age = forms.BooleanField(
+        required=False, help_text="Start each member at the step matching how long ago they joined the list."
+    )
+    dry_run = forms.BooleanField(required=False, help_text="Only count what would happen.")
+
+    def __init__(self, *args: Any, sequence: Sequence, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["mailing_list"].queryset = MailingList.objects.filter(workspace=sequence.workspace_id)  # type: ignore[attr-defined]
+
+
+def _backfill_summary(result: services.BackfillResult) -> str:
+    if result.queued:
+        return f"{result.members} members: too many to enroll now; a worker is enrolling them."
+    skipped = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in sorted(result.skipped.items()))
+    verb = "would be enrolled" if result.dry_run else "enrolled"
+    return f"{result.enrolled} of {result.members} members {verb}" + (f"; skipped: {skipped}." if skipped else ".")
 
 
 @admin.register(Enrollment)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -15,6 +17,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Workspace
+from config.queues import Queue
 from core.errors import Conflict, NotFound, ValidationFailed
 from sequences.models import (
     DelayUnit,
@@ -35,8 +38,18 @@ from sequences.rendering import (
     merge_context,
 )
 from sequences.scheduler import enrollments_process_enqueue
-from subscribers.models import Event, EventType, Subscriber, SubscriberStatus, Suppression, SuppressionKind
-from subscribers.services import event_record
+from subscribers.models import (
+    Event,
+    EventType,
+    ListMembership,
+    MailingList,
+    MembershipStatus,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+    SuppressionKind,
+)
+from subscribers.services import event_record, events_record_many
 
 ENROLL_MAX_ITEMS = 1000
 UNIT_SECONDS = {
@@ -743,3 +756,223 @@ def _enrollment_goal_reach(*, enrollment_id: int, event: Event) -> None:
         properties={"enrollment_id": enrollment.pk, "event_id": event.pk},
         dedupe_key=f"goal:{enrollment.pk}",
     )  # fmt: skip
+
+
+# Backfill: enroll a list's members into a running sequence
+
+BACKFILL_CHUNK = 1000
+BACKFILL_SOURCE = "backfill"
+BACKFILLABLE = (SequenceStatus.ACTIVE, SequenceStatus.PAUSED)
+
+
+@dataclass
+class BackfillResult:
+    list_id: int
+    dry_run: bool
+    queued: bool = False
+    members: int = 0
+    enrolled: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    starting_steps: Counter[int] = field(default_factory=Counter)
+
+
+def _backfill_check(sequence: Sequence) -> list[Step]:
+    if sequence.status not in BACKFILLABLE:
+        raise Conflict(
+            f"The sequence is {sequence.status}; only an active or paused sequence can be backfilled.",
+            code="sequence_not_active",
+        )
+    steps = _ordered_steps(sequence)
+    if not steps:
+        raise Conflict("The sequence has no steps.", code="sequence_has_no_steps")
+    return steps
+
+
+def _backfill_list(*, workspace: Workspace, list_id: int) -> MailingList:
+    mailing_list = MailingList.objects.filter(workspace=workspace, pk=list_id).first()
+    if mailing_list is None:  # missing and another workspace's answer alike
+        raise ValidationFailed.for_field("list_id", f"List {list_id} not found in this workspace.")
+    return mailing_list
+
+
+def sequence_backfill(
+    *,
+    workspace: Workspace,
+    sequence: Sequence,
+    list_id: int,
+    start_by_join_age: bool = False,
+    dry_run: bool = False,
+) -> BackfillResult:
+    """Enroll a list's `subscribed` members into an active or paused sequence (a draft: 409).
+
+    Up to `SEQUENCE_BACKFILL_SYNC_LIMIT` members (and every dry run) are handled now, in chunks; a larger
+    list goes to a worker on the default queue after this transaction commits (`queued`). Members are
+    enrolled by the same rules as `sequence_enroll`: see `sequence_backfill_run`.
+    """
+    _own(sequence, workspace, "Sequence")
+    _backfill_check(sequence)
+    mailing_list = _backfill_list(workspace=workspace, list_id=list_id)
+    members = ListMembership.objects.filter(mailing_list=mailing_list, status=MembershipStatus.SUBSCRIBED).count()
+    if not dry_run and members > settings.SEQUENCE_BACKFILL_SYNC_LIMIT:
+        from sequences.tasks import sequence_backfill_task  # tasks import this module
+
+        kwargs = {
+            "workspace_id": workspace.pk, "sequence_id": sequence.pk, "list_id": mailing_list.pk,
+            "start_by_join_age": start_by_join_age,
+        }  # fmt: skip
+        transaction.on_commit(
+            lambda: sequence_backfill_task.apply_async(kwargs=kwargs, queue=Queue.DEFAULT.value), robust=True
+        )
+        return BackfillResult(list_id=mailing_list.pk, dry_run=False, queued=True, members=members)
+    return sequence_backfill_run(
+        workspace=workspace, sequence_id=sequence.pk, list_id=mailing_list.pk, start_by_join_age=start_by_join_age,
+        dry_run=dry_run,
+    )  # fmt: skip
+
+
+def sequence_backfill_run(
+    *,
+    workspace: Workspace,
+    sequence_id: int,
+    list_id: int,
+    start_by_join_age: bool = False,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> BackfillResult:
+    """Enroll the list's `subscribed` members, `BACKFILL_CHUNK` at a time, one transaction per chunk.
+
+    A member is skipped, by the same checks in the same order as `sequence_enroll`, when the subscriber
+    is not active, suppressed, already actively enrolled, or blocked by the re-entry rule. Enrolled
+    members start at the first step after its delay; with `start_by_join_age`, at the last step whose
+    cumulative delay (the delays of the steps up to it) is at most the time since they joined the list,
+    due now (none is: the first step, due when it would have been had they been enrolled on joining).
+    Idempotent: run twice, the second run finds everyone enrolled. A dry run counts and writes nothing.
+    """
+    now = now or timezone.now()
+    mailing_list = _backfill_list(workspace=workspace, list_id=list_id)
+    result = BackfillResult(list_id=mailing_list.pk, dry_run=dry_run)
+    members = ListMembership.objects.filter(mailing_list=mailing_list, status=MembershipStatus.SUBSCRIBED)
+    last = 0
+    while True:
+        # The (list, subscriber) unique index serves this: the next chunk of members by subscriber id.
+        chunk = list(members.filter(subscriber_id__gt=last).order_by("subscriber_id")[:BACKFILL_CHUNK])
+        if not chunk:
+            return result
+        last = chunk[-1].subscriber_id
+        with transaction.atomic():
+            sequence = Sequence.objects.filter(workspace=workspace, pk=sequence_id).first()
+            if sequence is None:
+                raise NotFound("Sequence not found.")
+            if not dry_run:  # serialize with enrollments and state changes, as sequence_enroll does
+                sequence = _lock_sequence(workspace=workspace, sequence=sequence)
+            steps = _backfill_check(sequence)
+            _backfill_chunk(
+                workspace=workspace, sequence=sequence, steps=steps, memberships=chunk, now=now, result=result,
+                start_by_join_age=start_by_join_age, dry_run=dry_run,
+            )  # fmt: skip
+
+
+def _backfill_start(
+    steps: list[Step], *, joined_at: datetime, now: datetime, by_join_age: bool
+) -> tuple[Step, datetime]:
+    """The step a member starts at and when it is due (see `sequence_backfill_run`)."""
+    if not by_join_age:
+        return steps[0], now + steps[0].delay
+    age = now - joined_at
+    start, cumulative = None, timedelta(0)
+    for step in steps:
+        cumulative += step.delay
+        if cumulative > age:
+            break
+        start = step
+    if start is None:
+        return steps[0], joined_at + steps[0].delay
+    return start, now
+
+
+def _backfill_chunk(
+    *,
+    workspace: Workspace,
+    sequence: Sequence,
+    steps: list[Step],
+    memberships: list[ListMembership],
+    now: datetime,
+    result: BackfillResult,
+    start_by_join_age: bool,
+    dry_run: bool,
+) -> None:
+    joined = {m.subscriber_id: m.subscribed_at for m in memberships}
+    subscribers = list(
+        Subscriber.objects.filter(workspace=workspace, pk__in=joined).only("id", "workspace_id", "email", "status")
+    )
+    suppressed = _suppressed(workspace=workspace, emails={s.email.lower() for s in subscribers})
+    latest: dict[int, str] = {}
+    history = Enrollment.objects.filter(sequence=sequence, subscriber_id__in=joined).order_by("subscriber_id", "-id")
+    for subscriber_id, status in history.values_list("subscriber_id", "status"):
+        latest.setdefault(subscriber_id, status)
+
+    new: list[Enrollment] = []
+    for subscriber in subscribers:
+        result.members += 1
+        previous = latest.get(subscriber.pk)
+        if subscriber.status != SubscriberStatus.ACTIVE:  # the checks of _enroll_one, in its order
+            result.skipped[subscriber.status] += 1
+        elif subscriber.email.lower() in suppressed:
+            result.skipped[EnrollOutcome.SUPPRESSED] += 1
+        elif previous == EnrollmentStatus.ACTIVE:
+            result.skipped[EnrollOutcome.ALREADY_ENROLLED] += 1
+        elif not _re_entry_allowed(sequence.re_entry, previous):
+            result.skipped[EnrollOutcome.RE_ENTRY_BLOCKED] += 1
+        else:
+            step, due = _backfill_start(steps, joined_at=joined[subscriber.pk], now=now, by_join_age=start_by_join_age)
+            new.append(
+                Enrollment(
+                    workspace=workspace, sequence=sequence, subscriber=subscriber, status=EnrollmentStatus.ACTIVE,
+                    current_step=step, next_run_at=due, enrolled_at=now, source=BACKFILL_SOURCE,
+                )
+            )  # fmt: skip
+    if dry_run:
+        result.enrolled += len(new)
+        result.starting_steps.update(e.current_step_id for e in new if e.current_step_id is not None)
+        return
+    created = _enrollments_create(new)
+    if len(created) < len(new):  # enrolled meanwhile by a concurrent request
+        result.skipped[EnrollOutcome.ALREADY_ENROLLED] += len(new) - len(created)
+    result.enrolled += len(created)
+    result.starting_steps.update(e.current_step_id for e in created if e.current_step_id is not None)
+    if created:
+        events_record_many(
+            workspace=workspace,
+            events=[
+                Event(
+                    workspace=workspace, subscriber=e.subscriber, type=EventType.ENROLLED, sequence_id=sequence.pk,
+                    step_id=e.current_step_id, occurred_at=now,
+                    properties={"enrollment_id": e.pk, "source": BACKFILL_SOURCE, "list_id": result.list_id},
+                )
+                for e in created
+            ],
+        )  # fmt: skip
+    due_now = [e.pk for e in created if e.next_run_at is not None and e.next_run_at <= now]
+    if due_now and sequence.status == SequenceStatus.ACTIVE:
+        transaction.on_commit(lambda: enrollments_process_enqueue(enrollment_ids=due_now), robust=True)
+
+
+def _enrollments_create(new: list[Enrollment]) -> list[Enrollment]:
+    """Insert in one statement; when a concurrent enrollment of one of them wins the unique constraint,
+    one by one, keeping those that went in."""
+    if not new:
+        return []
+    try:
+        with transaction.atomic():
+            return Enrollment.objects.bulk_create(new)
+    except IntegrityError:
+        created = []
+        for enrollment in new:
+            try:
+                with transaction.atomic():
+                    enrollment.pk = None
+                    enrollment.save(force_insert=True)
+                    created.append(enrollment)
+            except IntegrityError:
+                continue
+        return created

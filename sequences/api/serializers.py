@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from sequences.dryrun import (
+    DRY_RUN_DEFAULT_DAYS,
+    DRY_RUN_DEFAULT_ROWS,
+    DRY_RUN_MAX_DAYS,
+    DRY_RUN_MAX_ROWS,
+    DRY_RUN_MAX_SUBSCRIBER_IDS,
+)
 from sequences.models import DelayUnit, Enrollment, ReEntry, Sequence, Step, Template
 from sequences.services import ENROLL_MAX_ITEMS, EnrollOutcome
 
@@ -187,3 +194,106 @@ class SequenceEnrollResponseSerializer(serializers.Serializer):
 
 class EnrollmentExitSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+# Dry run and backfill
+
+
+class SequenceDryRunRequestSerializer(serializers.Serializer):
+    days = serializers.IntegerField(
+        min_value=1, max_value=DRY_RUN_MAX_DAYS, default=DRY_RUN_DEFAULT_DAYS, help_text="How far ahead, 1 to 90 days."
+    )
+    limit = serializers.IntegerField(
+        min_value=1, max_value=DRY_RUN_MAX_ROWS, required=False,
+        help_text=f"At most this many rows (default {DRY_RUN_DEFAULT_ROWS}); whole enrollments only.",
+    )  # fmt: skip
+    subscriber_ids = serializers.ListField(
+        child=id_field(), required=False, max_length=DRY_RUN_MAX_SUBSCRIBER_IDS,
+        help_text="Only these subscribers' enrollments.",
+    )  # fmt: skip
+    after_enrollment_id = serializers.IntegerField(
+        min_value=0, max_value=MAX_ID, required=False,
+        help_text="Continue after this enrollment: the previous page's `next_after_enrollment_id`.",
+    )  # fmt: skip
+
+
+class PlannedSendSerializer(serializers.Serializer):
+    enrollment_id = serializers.IntegerField()
+    subscriber_id = serializers.IntegerField()
+    email = serializers.CharField()
+    step_id = serializers.IntegerField()
+    position = serializers.IntegerField()
+    template_name = serializers.CharField()
+    subject = serializers.CharField(help_text="The template's subject, merge tags not rendered.")
+    planned_at = serializers.DateTimeField(help_text="UTC.")
+    local_at = serializers.DateTimeField(help_text="The same instant on the subscriber's clock, with its offset.")
+    time_zone = serializers.CharField(help_text="The subscriber's zone (the workspace's when they have none).")
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        # DRF renders every datetime in the project's zone; the local time keeps the subscriber's offset.
+        data["local_at"] = instance.local_at.isoformat()
+        return data
+
+
+class DryRunStepCountSerializer(serializers.Serializer):
+    step_id = serializers.IntegerField()
+    position = serializers.IntegerField()
+    template_name = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class DryRunDayCountSerializer(serializers.Serializer):
+    date = serializers.DateField(help_text="A UTC day.")
+    count = serializers.IntegerField()
+
+
+class DryRunSummarySerializer(serializers.Serializer):
+    sends = serializers.IntegerField()
+    per_step = DryRunStepCountSerializer(many=True)
+    per_day = DryRunDayCountSerializer(many=True)
+    blocked = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Enrollments that would send nothing, by reason: unsubscribed, bounced, complained, suppressed, "
+        "goal_reached, empty_window, not_scheduled, no_step_left.",
+    )
+    enrollments_examined = serializers.IntegerField()
+
+
+class SequenceDryRunResponseSerializer(serializers.Serializer):
+    sequence_id = serializers.IntegerField()
+    sequence_status = serializers.CharField()
+    days = serializers.IntegerField()
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    notes = serializers.ListField(child=serializers.CharField())
+    rows = PlannedSendSerializer(many=True)
+    summary = DryRunSummarySerializer(help_text="Counts over this page's rows and enrollments.")
+    truncated = serializers.BooleanField(help_text="True when more enrollments are left for another page.")
+    next_after_enrollment_id = serializers.IntegerField(allow_null=True)
+
+
+class SequenceBackfillRequestSerializer(serializers.Serializer):
+    list_id = id_field(help_text="A list of this workspace: its `subscribed` members are enrolled.")
+    start_by_join_age = serializers.BooleanField(
+        default=False,
+        help_text="Start each member at the last step whose cumulative delay is at most the time since they "
+        "joined the list, due now.",
+    )
+    dry_run = serializers.BooleanField(default=False, help_text="Count what would happen; write nothing.")
+
+
+class SequenceBackfillResponseSerializer(serializers.Serializer):
+    list_id = serializers.IntegerField()
+    dry_run = serializers.BooleanField()
+    queued = serializers.BooleanField(help_text="True: the list is large, a worker enrolls it (202).")
+    members = serializers.IntegerField(help_text="The list's subscribed members considered.")
+    enrolled = serializers.IntegerField(help_text="Enrolled (or, in a dry run, would be).")
+    skipped = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Members not enrolled, by reason: already_enrolled, re_entry_blocked, suppressed, unsubscribed, "
+        "bounced, complained.",
+    )
+    starting_steps = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Enrolled members by the step id they start at."
+    )

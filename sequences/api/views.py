@@ -25,6 +25,10 @@ from sequences.api.serializers import (
     EnrollmentExitSerializer,
     EnrollmentSerializer,
     RenderedEmailSerializer,
+    SequenceBackfillRequestSerializer,
+    SequenceBackfillResponseSerializer,
+    SequenceDryRunRequestSerializer,
+    SequenceDryRunResponseSerializer,
     SequenceEnrollRequestSerializer,
     SequenceEnrollResponseSerializer,
     SequenceSerializer,
@@ -37,6 +41,7 @@ from sequences.api.serializers import (
     TemplateSerializer,
     TemplateWriteSerializer,
 )
+from sequences.dryrun import sequence_dry_run
 from sequences.models import Enrollment, EnrollmentStatus, SequenceStatus, Step, Template
 from sequences.services import StepInput
 
@@ -141,6 +146,7 @@ class SequenceViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
     serializer_class = SequenceSerializer
     lookup_value_regex = ID_REGEX
     filterset_fields = ["status"]
+    action_roles = {"dry_run": Role.VIEWER}  # it changes nothing
 
     def filter_queryset(self, queryset):
         # Query filters select what a list shows; they must never hide the object of a detail action.
@@ -243,6 +249,47 @@ class SequenceViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
         ]
         counts = dict(Counter(result.status for result in results))
         return Response(SequenceEnrollResponseSerializer({"results": rows, "counts": counts}).data)
+
+    @extend_schema(
+        tags=["email-sequences"], request=SequenceDryRunRequestSerializer, responses=SequenceDryRunResponseSerializer,
+        summary="Who would get which email and when over the next days (simulated; nothing is sent or written)",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="dry-run", pagination_class=None, filterset_fields=[])
+    def dry_run(self, request: Request, pk: str | None = None) -> Response:
+        data = _validated(SequenceDryRunRequestSerializer, request)
+        result = sequence_dry_run(
+            workspace=self.workspace, sequence=self.get_object(), days=data["days"], limit=data.get("limit"),
+            subscriber_ids=data.get("subscriber_ids"), after_enrollment_id=data.get("after_enrollment_id"),
+        )  # fmt: skip
+        summary = {
+            "sends": len(result.rows), "per_step": result.per_step(), "per_day": result.per_day(),
+            "blocked": dict(result.blocked), "enrollments_examined": result.enrollments_examined,
+        }  # fmt: skip
+        body = {
+            "sequence_id": result.sequence_id, "sequence_status": result.sequence_status, "days": result.days,
+            "starts_at": result.starts_at, "ends_at": result.ends_at, "notes": result.notes, "rows": result.rows,
+            "summary": summary, "truncated": result.truncated,
+            "next_after_enrollment_id": result.next_after_enrollment_id,
+        }  # fmt: skip
+        return Response(SequenceDryRunResponseSerializer(body).data)
+
+    @extend_schema(
+        tags=["enrollments"], request=SequenceBackfillRequestSerializer,
+        responses={200: SequenceBackfillResponseSerializer, 202: SequenceBackfillResponseSerializer},
+        summary="Enroll a list's subscribed members (a large list: 202, a worker enrolls it)",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"], pagination_class=None, filterset_fields=[])
+    @idempotent
+    def backfill(self, request: Request, pk: str | None = None) -> Response:
+        data = _validated(SequenceBackfillRequestSerializer, request)
+        result = services.sequence_backfill(workspace=self.workspace, sequence=self.get_object(), **data)
+        body = {
+            "list_id": result.list_id, "dry_run": result.dry_run, "queued": result.queued, "members": result.members,
+            "enrolled": result.enrolled, "skipped": dict(result.skipped),
+            "starting_steps": {str(step_id): count for step_id, count in result.starting_steps.items()},
+        }  # fmt: skip
+        code = status.HTTP_202_ACCEPTED if result.queued else status.HTTP_200_OK
+        return Response(SequenceBackfillResponseSerializer(body).data, status=code)
 
     @extend_schema(
         tags=["enrollments"], parameters=[STATUS_PARAMETER], responses=EnrollmentSerializer(many=True),
