@@ -121,8 +121,12 @@ class Handled:
 def _message_for(event: AnymailTrackingEvent) -> Message | None:
     if not event.message_id:
         return None
+    # Some providers' ids are Message-IDs, which anymail reports in angle brackets: match either way.
+    bare = str(event.message_id).strip().strip("<>")
+    if not bare:
+        return None
     return (
-        Message.objects.filter(provider_message_id=str(event.message_id)[:255])
+        Message.objects.filter(provider_message_id__in=[bare[:255], f"<{bare}>"[:255]])
         .select_related("workspace", "subscriber", "enrollment")
         .order_by("-id")
         .first()
