@@ -29,16 +29,10 @@ from django.urls import URLPattern, URLResolver
 from django.utils import timezone
 
 from accounts.models import Workspace
-from core.errors import Conflict
-from sequences.models import Enrollment, EnrollmentStatus, Message
-from sequences.services import enrollment_exit
+from sequences.models import Message
+from sequences.tracking import message_subscriber_unsubscribe, subscriber_enrollments_exit
 from subscribers.models import Event, EventType, Subscriber, SubscriberStatus, SuppressionKind
-from subscribers.services import (
-    event_record,
-    subscriber_status_change,
-    subscriber_unsubscribe,
-    suppression_get_or_create,
-)
+from subscribers.services import event_record, subscriber_status_change, suppression_get_or_create
 
 logger = logging.getLogger(__name__)
 
@@ -162,21 +156,6 @@ def _record(*, message: Message, event: AnymailTrackingEvent, esp_name: str, kin
     return created
 
 
-def subscriber_enrollments_exit(*, workspace: Workspace, subscriber: Subscriber, reason: str) -> int:
-    """Exit every active enrollment of the subscriber now (their queued messages are suppressed at
-    send time anyway: the sender re-checks the status)."""
-    exited = 0
-    for enrollment in Enrollment.objects.filter(
-        workspace=workspace, subscriber=subscriber, status=EnrollmentStatus.ACTIVE
-    ):
-        try:
-            enrollment_exit(workspace=workspace, enrollment=enrollment, reason=reason)
-            exited += 1
-        except Conflict:  # finished meanwhile
-            pass
-    return exited
-
-
 def _stop_sending(*, message: Message, status: str, reason: str, source: str, esp_name: str) -> None:
     """A hard bounce, a complaint, or too many soft bounces: the subscriber's status, a suppression of
     the address, and an exit from every active sequence."""
@@ -192,7 +171,7 @@ def _stop_sending(*, message: Message, status: str, reason: str, source: str, es
     suppression_get_or_create(
         workspace=workspace, kind=SuppressionKind.EMAIL, value=message.to_email, reason=reason[:255], source=source
     )
-    subscriber_enrollments_exit(workspace=workspace, subscriber=subscriber, reason=f"subscriber {status}")
+    subscriber_enrollments_exit(subscriber=subscriber, reason=f"subscriber {status}")
 
 
 def soft_bounce_count(*, workspace: Workspace, subscriber: Subscriber) -> int:
@@ -224,14 +203,10 @@ def esp_event_handle(*, event: AnymailTrackingEvent, esp_name: str) -> Handled:
     detail = str(event.mta_response or event.description or event.reject_reason or "")[:200]
     with transaction.atomic():
         if kind == Kind.UNSUBSCRIBE:
-            # The status change is the record (and its own dedupe): a repeat changes nothing.
-            before = subscriber.status
-            subscriber_unsubscribe(
-                workspace=workspace, subscriber=subscriber, reason=f"unsubscribed at {esp_name}",
-                actor=f"esp:{esp_name}", source="esp", message_id=message.pk, step_id=message.step_id,
-                sequence_id=message.enrollment.sequence_id if message.enrollment_id and message.enrollment else None,
-            )  # fmt: skip
-            return Handled("recorded" if before != SubscriberStatus.UNSUBSCRIBED else "duplicate", kind)
+            # Like a one-click unsubscribe: the status change is the record (a repeat changes nothing)
+            # and the subscriber's enrollments exit.
+            changed = message_subscriber_unsubscribe(message=message, source=f"esp:{esp_name.lower()}")
+            return Handled("recorded" if changed else "duplicate", kind)
         if kind in (Kind.DELIVERED, Kind.OPENED, Kind.CLICKED):
             event_type = TRACKING_KINDS[event.event_type][1]
         elif kind == Kind.COMPLAINT:

@@ -140,7 +140,7 @@ def test_a_complaint_marks_complained_suppresses_and_exits(client, workspace, su
     assert len([e for e in events(sent, EventType.COMPLAINED) if e.properties.get("source") == "esp"]) == 1
 
 
-def test_an_unsubscribe_at_the_esp_unsubscribes(client, subscriber, sent):
+def test_an_unsubscribe_at_the_esp_unsubscribes_and_exits(client, subscriber, sent):
     unsubscribe = mailgun_event(sent.provider_message_id, "unsubscribed", "mg-unsub-1")
 
     for _ in range(3):
@@ -149,7 +149,8 @@ def test_an_unsubscribe_at_the_esp_unsubscribes(client, subscriber, sent):
     subscriber.refresh_from_db()
     assert subscriber.status == SubscriberStatus.UNSUBSCRIBED
     [event] = Event.objects.filter(subscriber=subscriber, type=EventType.UNSUBSCRIBED)
-    assert event.message_id == sent.pk and event.properties["source"] == "esp"
+    assert event.message_id == sent.pk and event.properties["source"] == "esp:mailgun"
+    assert Enrollment.objects.get(pk=sent.enrollment_id).status == EnrollmentStatus.EXITED
 
 
 def test_soft_bounces_suppress_once_they_reach_the_limit_on_different_messages(
