@@ -588,8 +588,8 @@ def sequence_enroll(
     An item is refused when the subscriber is unknown, not active (unsubscribed, bounced, complained),
     suppressed, still awaiting their double opt-in confirmation (`awaiting_confirmation`: see
     `subscriber_ids_awaiting_confirmation`), already actively enrolled, or blocked by the sequence's
-    re-entry rule. Two concurrent
-    requests cannot enroll one subscriber twice: the partial unique constraint decides.
+    re-entry rule. Two concurrent requests cannot enroll one subscriber twice: the partial unique
+    constraint decides.
     """
     subscriber_ids, emails = list(subscriber_ids or []), list(emails or [])
     if len(subscriber_ids) + len(emails) > ENROLL_MAX_ITEMS:

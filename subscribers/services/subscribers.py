@@ -303,6 +303,11 @@ def subscriber_confirm(
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
         newly = subscriber.confirmed_at is None
+        confirmed = ListMembership.objects.filter(subscriber=subscriber, status=MembershipStatus.PENDING).update(
+            status=MembershipStatus.SUBSCRIBED, subscribed_at=now
+        )
+        if not (newly or confirmed):
+            return subscriber  # nothing left to confirm: the earlier consent stands
         changed = []
         if newly:
             subscriber.confirmed_at = now
@@ -312,19 +317,15 @@ def subscriber_confirm(
             changed += ["consent_ip", "consent_at"]
         if changed:
             subscriber.save(update_fields=[*changed, "updated_at"])
-        confirmed = ListMembership.objects.filter(subscriber=subscriber, status=MembershipStatus.PENDING).update(
-            status=MembershipStatus.SUBSCRIBED, subscribed_at=now
-        )
-        if newly or confirmed:
-            properties: dict[str, Any] = {"lists_confirmed": confirmed, "source": source}
-            if consent_ip:
-                properties.update(ip=consent_ip, confirmed_at=now.isoformat())
-            if list_id is not None:
-                properties["list_id"] = list_id
-            event_record(
-                workspace=workspace, subscriber=subscriber, type=EventType.CONFIRMED, properties=properties,
-                occurred_at=now,
-            )  # fmt: skip
+        properties: dict[str, Any] = {"lists_confirmed": confirmed, "source": source}
+        if consent_ip:
+            properties.update(ip=consent_ip, confirmed_at=now.isoformat())
+        if list_id is not None:
+            properties["list_id"] = list_id
+        event_record(
+            workspace=workspace, subscriber=subscriber, type=EventType.CONFIRMED, properties=properties,
+            occurred_at=now,
+        )  # fmt: skip
     return subscriber
 
 

@@ -235,9 +235,13 @@ def test_posting_confirms_and_records_the_ip_and_time_as_consent(
 def test_confirming_twice_records_one_confirmation(client, pending, doi_list):
     path = urlsplit(confirm_url(subscriber_id=pending.pk, list_id=doi_list.pk)).path
     assert client.post(path, REMOTE_ADDR="203.0.113.9").status_code == 200
-    assert client.post(path, REMOTE_ADDR="203.0.113.9").status_code == 200
+    pending.refresh_from_db()
+    first = (pending.consent_ip, pending.consent_at, pending.confirmed_at)
+    assert client.post(path, REMOTE_ADDR="192.0.2.44").status_code == 200
 
     assert Event.objects.filter(subscriber=pending, type=EventType.CONFIRMED).count() == 1
+    pending.refresh_from_db()
+    assert (pending.consent_ip, pending.consent_at, pending.confirmed_at) == first
 
 
 def test_the_confirm_post_needs_the_pages_csrf_token(pending, doi_list):
