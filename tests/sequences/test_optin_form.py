@@ -6,6 +6,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from config.celery_app import app as celery_app
 from subscribers.links import mailing_list_subscribe_token, mailing_list_subscribe_url
@@ -207,3 +210,32 @@ def test_posts_are_rate_limited_per_ip(client, form_path, settings, django_captu
     assert limited.status_code == 429 and limited["Retry-After"] == "60"
     assert client.post(form_path, {"email": "r@example.org"}, REMOTE_ADDR="198.51.100.8").status_code == 200
     assert not Subscriber.objects.filter(email="q@example.org").exists()
+
+
+@hypothesis_settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(["email", "first_name", "last_name", "website", "other"]),
+        st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=300),
+    ),
+    as_json=st.booleans(),
+)
+def test_no_input_makes_the_form_fail(client, form_path, settings, fields, as_json):
+    settings.OPTIN_SUBSCRIBE_RATE_LIMIT = "100000/m"
+    extra = {"content_type": "application/json", **JSON} if as_json else {}
+
+    response = client.post(form_path, fields, **extra)
+
+    assert response.status_code in (200, 400)
+    if response.status_code == 400:
+        assert "email" in response.content.decode() or "name" in response.content.decode()
+
+
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(token=st.text(alphabet=st.characters(blacklist_characters="/?#", blacklist_categories=["Cs"]), min_size=1))
+def test_no_token_makes_the_public_pages_fail(client, settings, token):
+    settings.TRACKING_RATE_LIMIT = settings.OPTIN_SUBSCRIBE_RATE_LIMIT = "100000/m"
+    settings.TRACKING_RATE_LIMIT_UNSUBSCRIBE = "100000/m"
+    for path in (f"/subscribe/{token}", f"/confirm/{token}"):
+        assert client.get(path).status_code == 404
+        assert client.post(path, {"email": "a@example.org"}).status_code == 404
