@@ -178,9 +178,14 @@ elif _smtp_host:
     EMAIL_USE_SSL = env.bool("SMTP_USE_SSL", default=EMAIL_PORT == 465)
 elif ESP:
     EMAIL_BACKEND = f"anymail.backends.{ESP}.EmailBackend"
-    ANYMAIL = {key[len("ANYMAIL_") :]: value for key, value in env.ENVIRON.items() if key.startswith("ANYMAIL_")}
 else:
     EMAIL_BACKEND = "sequences.outbox.OutboxEmailBackend"
+# Every ANYMAIL_X variable is ANYMAIL["X"]: the ESP's credentials and, whatever sends the mail, the
+# basic-auth `user:password` of the tracking webhooks at /webhooks/anymail/ (ANYMAIL_WEBHOOK_SECRET).
+ANYMAIL = {key[len("ANYMAIL_") :]: value for key, value in env.ENVIRON.items() if key.startswith("ANYMAIL_")}
+if PRODUCTION and ESP and not env.str("ANYMAIL_WEBHOOK_SECRET", default=""):
+    # Unauthenticated webhooks would let anyone mark addresses bounced and suppress them.
+    raise ImproperlyConfigured("ANYMAIL_WEBHOOK_SECRET must be set (user:password) in production with an ESP")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -297,6 +302,17 @@ SPECTACULAR_SETTINGS = {
 TRACKING_MACHINE_OPEN_SECONDS = env.int("TRACKING_MACHINE_OPEN_SECONDS", default=2)
 TRACKING_RATE_LIMIT = env.str("TRACKING_RATE_LIMIT", default="600/m")
 TRACKING_RATE_LIMIT_UNSUBSCRIBE = env.str("TRACKING_RATE_LIMIT_UNSUBSCRIBE", default="60/m")
+
+# Double opt-in (sequences.optin): confirmation links expire after this many days; at most one
+# confirmation email per subscriber and list in RESEND_MINUTES; public subscribe-form POSTs per client IP.
+OPTIN_CONFIRM_MAX_AGE_DAYS = env.int("OPTIN_CONFIRM_MAX_AGE_DAYS", default=7)
+OPTIN_CONFIRM_RESEND_MINUTES = env.int("OPTIN_CONFIRM_RESEND_MINUTES", default=15)
+OPTIN_SUBSCRIBE_RATE_LIMIT = env.str("OPTIN_SUBSCRIBE_RATE_LIMIT", default="20/m")
+
+# ESP tracking webhooks (sequences.webhooks): this many soft bounces (on different messages) within
+# WINDOW_DAYS suppress the address like a hard bounce.
+DELIVERY_SOFT_BOUNCE_LIMIT = env.int("DELIVERY_SOFT_BOUNCE_LIMIT", default=3)
+DELIVERY_SOFT_BOUNCE_WINDOW_DAYS = env.int("DELIVERY_SOFT_BOUNCE_WINDOW_DAYS", default=30)
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"

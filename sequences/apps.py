@@ -10,6 +10,14 @@ class SequencesConfig(AppConfig):
 
         event_handler_register(enrollments_goal_check)
 
+        from anymail.signals import tracking
+
+        from sequences.optin import optin_events_handler
+        from sequences.webhooks import tracking_receive
+
+        event_handler_register(optin_events_handler)
+        tracking.connect(tracking_receive, dispatch_uid="sequences.webhooks.tracking_receive")
+
         from sequences.delivery.tasks import messages_enqueue
 
         try:

@@ -49,6 +49,7 @@ from subscribers.models import (
     Suppression,
     SuppressionKind,
 )
+from subscribers.selectors import subscriber_ids_awaiting_confirmation
 from subscribers.services import event_record, events_record_many
 
 ENROLL_MAX_ITEMS = 1000
@@ -546,9 +547,11 @@ class EnrollOutcome:
     COMPLAINED = SubscriberStatus.COMPLAINED.value
     SUPPRESSED = "suppressed"
     RE_ENTRY_BLOCKED = "re_entry_blocked"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
 
     choices = (
         ENROLLED, ALREADY_ENROLLED, NOT_FOUND, UNSUBSCRIBED, BOUNCED, COMPLAINED, SUPPRESSED, RE_ENTRY_BLOCKED,
+        AWAITING_CONFIRMATION,
     )  # fmt: skip
 
 
@@ -596,8 +599,10 @@ def sequence_enroll(
     """Enroll subscribers (by id or email) into an active sequence; one result per item, in order.
 
     An item is refused when the subscriber is unknown, not active (unsubscribed, bounced, complained),
-    suppressed, already actively enrolled, or blocked by the sequence's re-entry rule. Two concurrent
-    requests cannot enroll one subscriber twice: the partial unique constraint decides.
+    suppressed, still awaiting their double opt-in confirmation (`awaiting_confirmation`: see
+    `subscriber_ids_awaiting_confirmation`), already actively enrolled, or blocked by the sequence's
+    re-entry rule. Two concurrent requests cannot enroll one subscriber twice: the partial unique
+    constraint decides.
     """
     subscriber_ids, emails = list(subscriber_ids or []), list(emails or [])
     if len(subscriber_ids) + len(emails) > ENROLL_MAX_ITEMS:
@@ -621,6 +626,7 @@ def sequence_enroll(
 
     found = {s.pk: s for _, s in items if s is not None}
     suppressed = _suppressed(workspace=workspace, emails={s.email.lower() for s in found.values()})
+    awaiting = subscriber_ids_awaiting_confirmation(subscriber_ids=found.keys())
     latest: dict[int, str] = {}
     history = Enrollment.objects.filter(sequence=sequence, subscriber_id__in=found).order_by("subscriber_id", "-id")
     for subscriber_id, status in history.values_list("subscriber_id", "status"):
@@ -631,6 +637,11 @@ def sequence_enroll(
     for item, subscriber in items:
         if subscriber is None:
             results.append(EnrollResult(input=item, status=EnrollOutcome.NOT_FOUND))
+            continue
+        if subscriber.pk in awaiting and subscriber.status == SubscriberStatus.ACTIVE:
+            results.append(
+                EnrollResult(input=item, status=EnrollOutcome.AWAITING_CONFIRMATION, subscriber_id=subscriber.pk)
+            )
             continue
         outcome, enrollment = _enroll_one(
             workspace=workspace, sequence=sequence, subscriber=subscriber, first_step=first_step, now=now,

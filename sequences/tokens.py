@@ -1,4 +1,5 @@
-"""Signed tokens for the public endpoints (open pixel, click, unsubscribe): unguessable, never raw ids.
+"""Signed tokens for the public endpoints (open pixel, click, unsubscribe, opt-in confirmation):
+unguessable, never raw ids.
 
 A token is the message id (and for clicks the link's index) signed with the SECRET_KEY under a salt
 per purpose, so a token made for one purpose is worthless for another. `token_read` answers None
@@ -8,6 +9,7 @@ for anything forged, truncated or malformed; callers turn that into a 404 that t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 from django.conf import settings
@@ -18,6 +20,7 @@ class TokenPurpose(StrEnum):
     OPEN = "open"
     CLICK = "click"
     UNSUBSCRIBE = "unsubscribe"
+    CONFIRM = "confirm"
 
 
 @dataclass(frozen=True)
@@ -80,3 +83,32 @@ def tracking_url(*, purpose: TokenPurpose, message_id: int, link_index: int | No
     """The absolute URL (under PUBLIC_BASE_URL) of a message's open pixel, link or unsubscribe page."""
     token = token_make(purpose=purpose, message_id=message_id, link_index=link_index)
     return f"{settings.PUBLIC_BASE_URL}/{TRACKING_PATHS[purpose]}/{token}"
+
+
+@dataclass(frozen=True)
+class ConfirmClaims:
+    subscriber_id: int
+    list_id: int | None = None
+
+
+def _confirm_signer() -> signing.TimestampSigner:
+    return signing.TimestampSigner(salt=f"email-sequence.tracking.{TokenPurpose.CONFIRM.value}")
+
+
+def confirm_token_make(*, subscriber_id: int, list_id: int | None = None) -> str:
+    """A double opt-in confirmation token: `<subscriber>[-<list>]:<time>:<signature>`; it expires
+    (`confirm_token_read`'s max_age), unlike the message tokens."""
+    payload = _b62(subscriber_id) + (f"-{_b62(list_id)}" if list_id is not None else "")
+    return _confirm_signer().sign(payload)
+
+
+def confirm_token_read(*, token: str, max_age: timedelta) -> ConfirmClaims | None:
+    """The claims of a confirmation token, or None when forged, malformed or older than `max_age`."""
+    try:
+        payload = _confirm_signer().unsign(token, max_age=max_age)
+        subscriber_part, _, list_part = payload.partition("-")
+        return ConfirmClaims(
+            subscriber_id=_from_b62(subscriber_part), list_id=_from_b62(list_part) if list_part else None
+        )
+    except (signing.BadSignature, ValueError):  # SignatureExpired is a BadSignature
+        return None

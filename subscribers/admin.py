@@ -15,9 +15,11 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from core.errors import ApplicationError, ValidationFailed
 from subscribers import imports, services
+from subscribers.links import mailing_list_subscribe_url
 from subscribers.models import (
     Event,
     FieldDefinition,
@@ -250,7 +252,7 @@ class MailingListAdmin(_ServiceSavedAdmin):
     list_display = ["name", "workspace", "double_opt_in", "member_count", "created_at"]
     list_filter = ["double_opt_in", "workspace"]
     search_fields = ["name", "description"]
-    fields = ["workspace", "name", "description", "double_opt_in"]
+    fields = ["workspace", "name", "description", "double_opt_in", "subscribe_link"]
     inlines = [ListMembershipInline]
     create_fields = ("workspace", "name", "description", "double_opt_in")
     update_fields = ("name", "description", "double_opt_in")
@@ -262,8 +264,15 @@ class MailingListAdmin(_ServiceSavedAdmin):
     def member_count(self, mailing_list: MailingList) -> int:
         return getattr(mailing_list, "member_total", 0)
 
+    @admin.display(description="Public subscribe form")
+    def subscribe_link(self, mailing_list: MailingList) -> str:
+        if mailing_list.pk is None:
+            return "Shown once the list is saved."
+        url = mailing_list_subscribe_url(list_id=mailing_list.pk)
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, url)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return ["workspace"] if obj is not None else []
+        return ["workspace", "subscribe_link"] if obj is not None else ["subscribe_link"]
 
     def create_service(self, obj: MailingList, data: dict[str, Any]) -> MailingList:
         return services.mailing_list_create(**data)

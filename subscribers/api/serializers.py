@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from subscribers.links import mailing_list_subscribe_url
 from subscribers.models import (
     Event,
     EventType,
@@ -162,14 +164,21 @@ class MailingListSerializer(serializers.ModelSerializer):
     subscribed_count = serializers.IntegerField(read_only=True, default=0)
     pending_count = serializers.IntegerField(read_only=True, default=0)
     unsubscribed_count = serializers.IntegerField(read_only=True, default=0)
+    subscribe_url = serializers.SerializerMethodField(
+        help_text="The list's public subscribe form: link to it, or POST `email` to it from any site."
+    )
 
     class Meta:
         model = MailingList
         fields = [
             "id", "name", "description", "double_opt_in", "subscribed_count", "pending_count", "unsubscribed_count",
-            "created_at",
+            "subscribe_url", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_subscribe_url(self, mailing_list: MailingList) -> str:
+        return mailing_list_subscribe_url(list_id=mailing_list.pk)
 
 
 class MailingListWriteSerializer(serializers.Serializer):

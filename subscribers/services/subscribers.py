@@ -285,23 +285,47 @@ def subscriber_unsubscribe(
     )  # fmt: skip
 
 
-def subscriber_confirm(*, workspace: Workspace, subscriber: Subscriber) -> Subscriber:
-    """Double opt-in confirmed: pending list memberships become subscribed."""
+def subscriber_confirm(
+    *,
+    workspace: Workspace,
+    subscriber: Subscriber,
+    source: str = "api",
+    consent_ip: str | None = None,
+    list_id: int | None = None,
+) -> Subscriber:
+    """Double opt-in confirmed: pending list memberships become subscribed.
+
+    From the confirmation link (`source="link"`) the consent is recorded: the request's IP and the
+    time go on the subscriber (consent_ip, consent_at) and into the `confirmed` event's properties.
+    """
     _check_owned(workspace, subscriber)
     now = timezone.now()
     with transaction.atomic():
+        subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
         newly = subscriber.confirmed_at is None
-        if newly:
-            subscriber.confirmed_at = now
-            subscriber.save(update_fields=["confirmed_at", "updated_at"])
         confirmed = ListMembership.objects.filter(subscriber=subscriber, status=MembershipStatus.PENDING).update(
             status=MembershipStatus.SUBSCRIBED, subscribed_at=now
         )
-        if newly or confirmed:
-            event_record(
-                workspace=workspace, subscriber=subscriber, type=EventType.CONFIRMED,
-                properties={"lists_confirmed": confirmed},
-            )  # fmt: skip
+        if not (newly or confirmed):
+            return subscriber  # nothing left to confirm: the earlier consent stands
+        changed = []
+        if newly:
+            subscriber.confirmed_at = now
+            changed.append("confirmed_at")
+        if consent_ip:
+            subscriber.consent_ip, subscriber.consent_at = consent_ip, now
+            changed += ["consent_ip", "consent_at"]
+        if changed:
+            subscriber.save(update_fields=[*changed, "updated_at"])
+        properties: dict[str, Any] = {"lists_confirmed": confirmed, "source": source}
+        if consent_ip:
+            properties.update(ip=consent_ip, confirmed_at=now.isoformat())
+        if list_id is not None:
+            properties["list_id"] = list_id
+        event_record(
+            workspace=workspace, subscriber=subscriber, type=EventType.CONFIRMED, properties=properties,
+            occurred_at=now,
+        )  # fmt: skip
     return subscriber
 
 
@@ -516,7 +540,8 @@ def _record_subscribed(
 ) -> None:
     properties: dict[str, Any] = {"source": source}
     if mailing_list is not None:
-        properties.update(list_id=mailing_list.pk, list=mailing_list.name)
+        status = _membership_status(mailing_list)
+        properties.update(list_id=mailing_list.pk, list=mailing_list.name, status=status)
     events_record_many(
         workspace=workspace,
         events=[

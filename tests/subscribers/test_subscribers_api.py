@@ -244,7 +244,12 @@ def test_bulk_upsert_reports_a_result_per_item(api, workspace):
     created = Subscriber.objects.get(pk=results[0]["id"])
     assert created.attributes == {"plan": "pro"} and created.consent_source == "api"
     subscribed = Event.objects.get(subscriber=created, type=EventType.SUBSCRIBED)
-    assert subscribed.properties == {"source": "api", "list_id": newsletter.pk, "list": newsletter.name}
+    assert subscribed.properties == {
+        "source": "api",
+        "list_id": newsletter.pk,
+        "list": newsletter.name,
+        "status": "subscribed",
+    }
     assert not Event.objects.filter(subscriber=existing).exists()
     assert set(ListMembership.objects.filter(mailing_list=newsletter).values_list("subscriber_id", flat=True)) == {
         created.pk, existing.pk,
