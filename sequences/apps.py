@@ -10,6 +10,11 @@ class SequencesConfig(AppConfig):
 
         event_handler_register(enrollments_goal_check)
 
+        from accounts.services import workspace_sending_resumed_handler_register
+        from sequences.delivery.guardrail import messages_requeue_after_resume
+
+        workspace_sending_resumed_handler_register(messages_requeue_after_resume)
+
         from sequences.delivery.tasks import messages_enqueue
 
         try:
