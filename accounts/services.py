@@ -55,6 +55,15 @@ def validate_quiet_hours(*, start: object, end: object) -> tuple[int | None, int
     return start, end  # type: ignore[return-value]
 
 
+FREQUENCY_CAP_HOURS_MAX = 24 * 366
+
+
+def validate_frequency_cap_hours(value: object) -> None:
+    """The frequency cap's window: 1 hour to a year."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= FREQUENCY_CAP_HOURS_MAX:
+        raise ValidationFailed.for_field("frequency_cap_hours", f"Hours from 1 to {FREQUENCY_CAP_HOURS_MAX}.")
+
+
 def _unique_slug(name: str) -> str:
     base = slugify(name)[:60] or "workspace"
     slug, n = base, 1
@@ -74,6 +83,8 @@ def workspace_create(*, name: str, owner: User, time_zone: str = "UTC", **fields
     if unknown:
         raise ValidationFailed(f"Unknown workspace fields: {', '.join(sorted(unknown))}")
     validate_quiet_hours(start=fields.get("quiet_hours_start"), end=fields.get("quiet_hours_end"))
+    if "frequency_cap_hours" in fields:
+        validate_frequency_cap_hours(fields["frequency_cap_hours"])
     workspace = Workspace.objects.create(name=name.strip(), slug=_unique_slug(name), time_zone=time_zone, **fields)
     Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
     return workspace
@@ -90,6 +101,8 @@ def workspace_update(*, workspace: Workspace, **fields: object) -> Workspace:
             start=fields.get("quiet_hours_start", workspace.quiet_hours_start),
             end=fields.get("quiet_hours_end", workspace.quiet_hours_end),
         )
+    if "frequency_cap_hours" in fields:
+        validate_frequency_cap_hours(fields["frequency_cap_hours"])
     for name, value in fields.items():
         setattr(workspace, name, value)
     workspace.save(update_fields=[*fields, "updated_at"])
