@@ -19,6 +19,11 @@ class MembershipInline(admin.TabularInline):
 
 
 class WorkspaceAdminForm(forms.ModelForm):
+    frequency_cap_hours = forms.IntegerField(
+        required=False, min_value=1, max_value=services.FREQUENCY_CAP_HOURS_MAX,
+        help_text="The frequency cap's window in hours (empty: unchanged, 24 for a new workspace).",
+    )  # fmt: skip
+
     class Meta:
         model = Workspace
         fields = [
@@ -31,8 +36,8 @@ class WorkspaceAdminForm(forms.ModelForm):
         cleaned = super().clean() or {}
         try:
             services.validate_quiet_hours(start=cleaned.get("quiet_hours_start"), end=cleaned.get("quiet_hours_end"))
-            if cleaned.get("frequency_cap_hours") is not None:
-                services.validate_frequency_cap_hours(cleaned["frequency_cap_hours"])
+            if cleaned.get("frequency_cap_hours") is None:
+                cleaned["frequency_cap_hours"] = self.instance.frequency_cap_hours or 24
         except ValidationFailed as exc:
             for field, problems in (exc.details or {None: [exc.message]}).items():
                 for problem in problems:
