@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import smtplib
@@ -15,7 +16,8 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.core.mail import get_connection
-from django.db import connection, transaction
+from django.db import connection as db_connection
+from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -139,26 +141,49 @@ def _accepted(*, message: Message, built: BuiltEmail) -> _Accepted:
     return _Accepted(message=message, built=built, sent_at=timezone.now(), provider_id=provider_id)
 
 
+def _update_from_values(
+    *,
+    assignments: str,
+    columns: list[tuple[str, str]],
+    rows: list[list[Any]],
+    where: str = "",
+    params: list[Any] | None = None,
+    returning: bool = False,
+) -> set[int]:
+    """PostgreSQL: one `UPDATE message AS m SET ... FROM (VALUES ...) AS v (...) WHERE m.id = v.id` for
+    rows that each carry their own values (Django's bulk_update builds a CASE per column and row, which
+    costs more than the send itself). `columns` are (name, SQL type), the first the message id;
+    `assignments` and `where` refer to `m` and `v`; `params` fill %s in assignments, then in where.
+    Returns the updated ids when `returning`."""
+    table = db_connection.ops.quote_name(Message._meta.db_table)
+    row_sql = "(" + ", ".join(f"%s::{sql_type}" for _, sql_type in columns) + ")"
+    names = ", ".join(name for name, _ in columns)
+    sql = (
+        f"UPDATE {table} AS m SET {assignments} FROM (VALUES {', '.join([row_sql] * len(rows))}) AS v ({names}) "
+        f"WHERE m.id = v.{columns[0][0]}{' AND ' + where if where else ''}{' RETURNING m.id' if returning else ''}"
+    )
+    values = [value for row in rows for value in row]
+    params = params or []
+    assignment_params = params[: assignments.count("%s")]
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, [*assignment_params, *values, *params[len(assignment_params) :]])
+        return {row[0] for row in cursor.fetchall()} if returning else set()
+
+
 def _mark_sent(*, accepted: list[_Accepted], worker: str) -> set[int]:
     """Mark these messages sent, each with its own time and provider id, where this worker still holds
-    the lease; returns the ids that were. One statement on PostgreSQL (UPDATE ... FROM VALUES ... RETURNING)."""
+    the lease; returns the ids that were. One statement on PostgreSQL."""
     now = timezone.now()
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(Message._meta.db_table)
-        rows = ", ".join(["(%s::bigint, %s::timestamptz, %s::varchar)"] * len(accepted))
-        params: list[Any] = [MessageStatus.SENT, now]
-        for item in accepted:
-            params += [item.message.pk, item.sent_at, item.provider_id]
-        params += [MessageStatus.SENDING, worker]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} AS m SET status = %s, sent_at = v.sent_at, provider_message_id = v.provider_id, "
-                "last_error = '', deferred_reason = '', lease_owner = '', lease_expires_at = NULL, updated_at = %s "
-                f"FROM (VALUES {rows}) AS v (id, sent_at, provider_id) "
-                "WHERE m.id = v.id AND m.status = %s AND m.lease_owner = %s RETURNING m.id",
-                params,
-            )
-            return {row[0] for row in cursor.fetchall()}
+    if db_connection.vendor == "postgresql":
+        return _update_from_values(
+            assignments="status = %s, sent_at = v.sent_at, provider_message_id = v.provider_id, last_error = '', "
+            "deferred_reason = '', lease_owner = '', lease_expires_at = NULL, updated_at = %s",
+            columns=[("id", "bigint"), ("sent_at", "timestamptz"), ("provider_id", "varchar")],
+            rows=[[item.message.pk, item.sent_at, item.provider_id] for item in accepted],
+            where="m.status = %s AND m.lease_owner = %s",
+            params=[MessageStatus.SENT, now, MessageStatus.SENDING, worker],
+            returning=True,
+        )
     recorded = set()
     for item in accepted:
         if Message.objects.filter(_mine(message=item.message, worker=worker)).update(
@@ -248,9 +273,11 @@ def _record_held_back(*, held: list[tuple[Message, str, datetime]], worker: str,
             "pk", flat=True
         )
     )
+    # The last error stays: it is still the last thing that went wrong with the message.
+    extra = {"last_error": error[:5000]} if error else {}
     Message.objects.filter(pk__in=updated, status=MessageStatus.SENDING, lease_owner=worker).update(
         status=MessageStatus.DEFERRED, send_after=send_after_value, deferred_reason=reason_value,
-        attempts=Greatest(F("attempts") - 1, 0), last_error=error[:5000], **_released(now),
+        attempts=Greatest(F("attempts") - 1, 0), **extra, **_released(now),
     )  # fmt: skip
     return {pk: Outcome.DEFERRED if pk in updated else Outcome.SKIPPED for pk in by_pk}
 
@@ -436,7 +463,15 @@ def _render_and_store(
         message.links = email.links
         message.message_id_header = email.message_id_header[:255]
         built.append((message, email))
-    if built:
+    if built and db_connection.vendor == "postgresql":
+        _update_from_values(
+            assignments="subject = v.subject, from_email = v.from_email, links = v.links, "
+            "message_id_header = v.message_id_header",
+            columns=[("id", "bigint"), ("subject", "varchar"), ("from_email", "varchar"), ("links", "jsonb"),
+                     ("message_id_header", "varchar")],
+            rows=[[m.pk, m.subject, m.from_email, json.dumps(m.links), m.message_id_header] for m, _ in built],
+        )  # fmt: skip
+    elif built:
         Message.objects.bulk_update(
             [message for message, _ in built], ["subject", "from_email", "links", "message_id_header"]
         )
@@ -508,10 +543,12 @@ class _Batch:
         except redis.RedisError as exc:
             # Without Redis the pace cannot be kept: nothing more goes out until it answers again.
             logger.error("Redis unavailable, the sending pace cannot be kept: %s", exc)
-            went = {message.pk for message, _ in go}
+            error = f"pace: Redis unavailable ({type(exc).__name__})"
+            # Messages already granted still go; those already handed back keep their own reason.
+            decided = {message.pk for message, _ in go} | {message.pk for message, _, _ in held}
             retry_at = timezone.now() + timedelta(seconds=settings.DELIVERY_RETRY_BASE_SECONDS)
-            held += [(message, Reason.RATE_LIMIT, retry_at) for message, _ in ready if message.pk not in went]
-            go = [pair for pair in ready if pair[0].pk in went]
+            unavailable = [(m, Reason.RATE_LIMIT, retry_at) for m, _ in ready if m.pk not in decided]
+            self.result.outcomes.update(_record_held_back(held=unavailable, worker=self.worker, error=error))
         self.result.outcomes.update(_record_held_back(held=held, worker=self.worker))
         return go
 
