@@ -19,17 +19,25 @@ class MembershipInline(admin.TabularInline):
 
 
 class WorkspaceAdminForm(forms.ModelForm):
+    frequency_cap_hours = forms.IntegerField(
+        required=False, min_value=1, max_value=services.FREQUENCY_CAP_HOURS_MAX,
+        help_text="The frequency cap's window in hours (empty: unchanged, 24 for a new workspace).",
+    )  # fmt: skip
+
     class Meta:
         model = Workspace
         fields = [
             "name", "slug", "time_zone", "from_name", "from_email", "reply_to", "postal_address",
-            "sending_rate_per_second", "track_opens", "quiet_hours_start", "quiet_hours_end",
+            "sending_rate_per_second", "track_opens", "quiet_hours_start", "quiet_hours_end", "frequency_cap_count",
+            "frequency_cap_hours",
         ]  # fmt: skip
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         try:
             services.validate_quiet_hours(start=cleaned.get("quiet_hours_start"), end=cleaned.get("quiet_hours_end"))
+            if cleaned.get("frequency_cap_hours") is None:
+                cleaned["frequency_cap_hours"] = self.instance.frequency_cap_hours or 24
         except ValidationFailed as exc:
             for field, problems in (exc.details or {None: [exc.message]}).items():
                 for problem in problems:
@@ -40,12 +48,32 @@ class WorkspaceAdminForm(forms.ModelForm):
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
     form = WorkspaceAdminForm
-    list_display = ["name", "slug", "time_zone", "from_email", "sending_rate_per_second", "created_at"]
+    list_display = [
+        "name", "slug", "time_zone", "from_email", "sending_rate_per_second", "sending_paused_at", "created_at",
+    ]  # fmt: skip
     search_fields = ["name", "slug", "from_email"]
     list_filter = ["time_zone"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["sending_paused_at", "sending_paused_reason", "created_at", "updated_at"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+    actions = ["pause_sending", "resume_sending"]
+
+    @admin.action(description="Pause sending of the selected workspaces")
+    def pause_sending(self, request: HttpRequest, queryset) -> None:
+        actor = f"admin:{request.user.pk}"
+        paused = sum(
+            services.workspace_sending_pause(
+                workspace=workspace, reason=f"Paused by {request.user} (admin)", actor=actor
+            )
+            for workspace in queryset
+        )
+        self.message_user(request, f"Sending paused in {paused} workspace(s).", messages.SUCCESS)
+
+    @admin.action(description="Resume sending of the selected workspaces (held messages are queued again)")
+    def resume_sending(self, request: HttpRequest, queryset) -> None:
+        actor = f"admin:{request.user.pk}"
+        resumed = sum(services.workspace_sending_resume(workspace=workspace, actor=actor) for workspace in queryset)
+        self.message_user(request, f"Sending resumed in {resumed} workspace(s).", messages.SUCCESS)
 
 
 @admin.register(Membership)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import User
@@ -16,10 +18,17 @@ from django.utils.text import slugify
 from accounts.models import ApiKey, ApiKeyScope, Membership, Role, Workspace
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
+logger = logging.getLogger(__name__)
+
 WORKSPACE_EDITABLE_FIELDS = {
     "name", "time_zone", "from_name", "from_email", "reply_to", "postal_address", "sending_rate_per_second",
-    "track_opens", "quiet_hours_start", "quiet_hours_end",
+    "track_opens", "quiet_hours_start", "quiet_hours_end", "frequency_cap_count", "frequency_cap_hours",
 }  # fmt: skip
+
+# Called with `workspace=` after sending resumes (the sender puts the messages it held back in the queue
+# again); higher apps register from their AppConfig.ready(): accounts imports none of them.
+ResumeHandler = Callable[..., object]
+_resume_handlers: list[ResumeHandler] = []
 
 
 def validate_time_zone(*, field: str, value: str) -> str:
@@ -46,6 +55,15 @@ def validate_quiet_hours(*, start: object, end: object) -> tuple[int | None, int
     return start, end  # type: ignore[return-value]
 
 
+FREQUENCY_CAP_HOURS_MAX = 24 * 366
+
+
+def validate_frequency_cap_hours(value: object) -> None:
+    """The frequency cap's window: 1 hour to a year."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= FREQUENCY_CAP_HOURS_MAX:
+        raise ValidationFailed.for_field("frequency_cap_hours", f"Hours from 1 to {FREQUENCY_CAP_HOURS_MAX}.")
+
+
 def _unique_slug(name: str) -> str:
     base = slugify(name)[:60] or "workspace"
     slug, n = base, 1
@@ -65,6 +83,8 @@ def workspace_create(*, name: str, owner: User, time_zone: str = "UTC", **fields
     if unknown:
         raise ValidationFailed(f"Unknown workspace fields: {', '.join(sorted(unknown))}")
     validate_quiet_hours(start=fields.get("quiet_hours_start"), end=fields.get("quiet_hours_end"))
+    if "frequency_cap_hours" in fields:
+        validate_frequency_cap_hours(fields["frequency_cap_hours"])
     workspace = Workspace.objects.create(name=name.strip(), slug=_unique_slug(name), time_zone=time_zone, **fields)
     Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
     return workspace
@@ -81,10 +101,55 @@ def workspace_update(*, workspace: Workspace, **fields: object) -> Workspace:
             start=fields.get("quiet_hours_start", workspace.quiet_hours_start),
             end=fields.get("quiet_hours_end", workspace.quiet_hours_end),
         )
+    if "frequency_cap_hours" in fields:
+        validate_frequency_cap_hours(fields["frequency_cap_hours"])
     for name, value in fields.items():
         setattr(workspace, name, value)
     workspace.save(update_fields=[*fields, "updated_at"])
     return workspace
+
+
+def workspace_sending_resumed_handler_register(handler: ResumeHandler) -> ResumeHandler:
+    if handler not in _resume_handlers:
+        _resume_handlers.append(handler)
+    return handler
+
+
+def workspace_sending_pause(*, workspace: Workspace, reason: str, actor: str) -> bool:
+    """Stop every email of `workspace` until it is resumed; `reason` is shown wherever the pause is.
+
+    Returns False (and keeps the first reason) when it was already paused.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed.for_field("reason", "Say why sending is paused.")
+    now = timezone.now()
+    updated = Workspace.objects.filter(pk=workspace.pk, sending_paused_at__isnull=True).update(
+        sending_paused_at=now, sending_paused_reason=reason[:255], updated_at=now
+    )
+    workspace.refresh_from_db(fields=["sending_paused_at", "sending_paused_reason", "updated_at"])
+    if updated:
+        logger.warning("Sending paused in workspace %s by %s: %s", workspace.pk, actor, reason)
+    return bool(updated)
+
+
+def workspace_sending_resume(*, workspace: Workspace, actor: str) -> bool:
+    """Let `workspace` send again; the messages held back during the pause are queued again now.
+
+    Returns False (and does nothing) when it was not paused.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Workspace.objects.filter(pk=workspace.pk, sending_paused_at__isnull=False).update(
+            sending_paused_at=None, sending_paused_reason="", updated_at=now
+        )
+        if updated:
+            for handler in list(_resume_handlers):
+                handler(workspace=workspace)
+    workspace.refresh_from_db(fields=["sending_paused_at", "sending_paused_reason", "updated_at"])
+    if updated:
+        logger.warning("Sending resumed in workspace %s by %s", workspace.pk, actor)
+    return bool(updated)
 
 
 def user_get_or_create(*, email: str, password: str | None = None) -> tuple[User, bool]:

@@ -234,6 +234,37 @@ DELIVERY_RETRY_MAX_SECONDS = env.int("DELIVERY_RETRY_MAX_SECONDS", default=6 * 3
 DELIVERY_TICK_SECONDS = env.int("DELIVERY_TICK_SECONDS", default=5)
 DELIVERY_DISPATCH_MAX_BATCHES = env.int("DELIVERY_DISPATCH_MAX_BATCHES", default=50)
 
+
+def _domain_limits(value: str) -> dict[str, float]:
+    """`gmail.com=20,yahoo.com=10` -> {"gmail.com": 20.0, "yahoo.com": 10.0}; a malformed entry fails loudly."""
+    limits: dict[str, float] = {}
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        domain, _, rate = entry.partition("=")
+        try:
+            limits[domain.strip().lower()] = float(rate)
+        except ValueError:
+            rate = ""
+        if not domain.strip() or not rate or float(rate) <= 0:
+            raise ImproperlyConfigured(f"DELIVERY_DOMAIN_LIMITS: '{entry}' is not domain=messages_per_second (> 0)")
+    return limits
+
+
+# Pace and reputation (docs/sequences.md, "Pace and reputation"): per-workspace rates are in Redis token
+# buckets; a worker waits for tokens at most RATE_WAIT_MAX_SECONDS, else hands the messages back.
+DELIVERY_RATE_WAIT_MAX_SECONDS = env.float("DELIVERY_RATE_WAIT_MAX_SECONDS", default=1.0)
+# Messages per second per recipient domain, across all workspaces (IP reputation is shared); 0 = no limit.
+DELIVERY_DOMAIN_LIMITS = _domain_limits(env.str("DELIVERY_DOMAIN_LIMITS", default=""))
+DELIVERY_DOMAIN_LIMIT_DEFAULT = env.float("DELIVERY_DOMAIN_LIMIT_DEFAULT", default=0)
+# A domain answering 4xx has its rate halved (not below the floor); each accepted message adds STEP back.
+DELIVERY_DOMAIN_BACKOFF_FLOOR = env.float("DELIVERY_DOMAIN_BACKOFF_FLOOR", default=1.0)
+DELIVERY_DOMAIN_RECOVERY_STEP = env.float("DELIVERY_DOMAIN_RECOVERY_STEP", default=0.1)
+# The guardrail: a workspace pauses itself when its last WINDOW sends (at least MIN_SENDS of them) bounce
+# at BOUNCE_RATE or draw complaints at COMPLAINT_RATE.
+DELIVERY_GUARDRAIL_WINDOW = env.int("DELIVERY_GUARDRAIL_WINDOW", default=1000)
+DELIVERY_GUARDRAIL_MIN_SENDS = env.int("DELIVERY_GUARDRAIL_MIN_SENDS", default=100)
+DELIVERY_GUARDRAIL_BOUNCE_RATE = env.float("DELIVERY_GUARDRAIL_BOUNCE_RATE", default=0.05)
+DELIVERY_GUARDRAIL_COMPLAINT_RATE = env.float("DELIVERY_GUARDRAIL_COMPLAINT_RATE", default=0.003)
+
 # API
 API_THROTTLE_USER = env.str("API_THROTTLE_USER", default="1200/min")
 API_THROTTLE_ANON = env.str("API_THROTTLE_ANON", default="60/min")

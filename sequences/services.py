@@ -723,7 +723,8 @@ def enrollment_exit(*, workspace: Workspace, enrollment: Enrollment, reason: str
 
 
 # Events that lead nowhere as goals: the sequence's own bookkeeping.
-NOT_GOALS = frozenset({EventType.ENROLLED, EventType.EXITED, EventType.GOAL})
+# Never a sequence's goal: skipped without a query (the sender records a `sent` event for every email).
+NOT_GOALS = frozenset({EventType.ENROLLED, EventType.EXITED, EventType.GOAL, EventType.SENT})
 
 
 def enrollments_goal_check(events: Collection[Event]) -> None:

@@ -29,6 +29,7 @@ from django.urls import URLPattern, URLResolver
 from django.utils import timezone
 
 from accounts.models import Workspace
+from sequences.delivery.guardrail import workspace_guardrail_check
 from sequences.models import Message
 from sequences.tracking import message_subscriber_unsubscribe, subscriber_enrollments_exit
 from subscribers.models import Event, EventType, Subscriber, SubscriberStatus, SuppressionKind
@@ -182,14 +183,6 @@ def soft_bounce_count(*, workspace: Workspace, subscriber: Subscriber) -> int:
     return bounces.filter(properties__hard=False, occurred_at__gte=since).values("message_id").distinct().count()
 
 
-def _guardrail_check(workspace: Workspace) -> None:
-    try:
-        from sequences.delivery.guardrail import workspace_guardrail_check  # type: ignore[import-not-found]
-    except ImportError:  # a deployment without the guardrail: nothing to check
-        return
-    workspace_guardrail_check(workspace=workspace)
-
-
 def esp_event_handle(*, event: AnymailTrackingEvent, esp_name: str) -> Handled:
     """Record one normalized ESP event and act on it; idempotent (a repeated event is a `duplicate`)."""
     kind = event_kind(event)
@@ -233,7 +226,7 @@ def esp_event_handle(*, event: AnymailTrackingEvent, esp_name: str) -> Handled:
                     reason=f"{count} soft bounces in {settings.DELIVERY_SOFT_BOUNCE_WINDOW_DAYS} days: {detail}",
                 )  # fmt: skip
     if kind in (Kind.HARD_BOUNCE, Kind.SOFT_BOUNCE, Kind.COMPLAINT):
-        _guardrail_check(workspace)
+        workspace_guardrail_check(workspace=workspace)
     return Handled("recorded", kind)
 
 

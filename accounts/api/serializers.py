@@ -12,10 +12,12 @@ class WorkspaceSerializer(serializers.ModelSerializer):
         model = Workspace
         fields = [
             "id", "name", "slug", "time_zone", "from_name", "from_email", "reply_to", "postal_address",
-            "sending_rate_per_second", "track_opens", "quiet_hours_start", "quiet_hours_end", "role", "created_at",
-            "updated_at",
+            "sending_rate_per_second", "track_opens", "quiet_hours_start", "quiet_hours_end", "frequency_cap_count",
+            "frequency_cap_hours", "sending_paused_at", "sending_paused_reason", "role", "created_at", "updated_at",
         ]  # fmt: skip
-        read_only_fields = ["id", "slug", "role", "created_at", "updated_at"]
+        read_only_fields = [
+            "id", "slug", "role", "sending_paused_at", "sending_paused_reason", "created_at", "updated_at",
+        ]  # fmt: skip
 
     def get_role(self, workspace: Workspace) -> str | None:
         roles = self.context.get("roles", {})
@@ -27,8 +29,13 @@ class WorkspaceWriteSerializer(serializers.ModelSerializer):
         model = Workspace
         fields = [
             "name", "time_zone", "from_name", "from_email", "reply_to", "postal_address", "sending_rate_per_second",
-            "track_opens", "quiet_hours_start", "quiet_hours_end",
+            "track_opens", "quiet_hours_start", "quiet_hours_end", "frequency_cap_count", "frequency_cap_hours",
         ]  # fmt: skip
+        extra_kwargs = {"frequency_cap_hours": {"max_value": 24 * 366}}
+
+
+class WorkspaceSendingPauseSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=255, help_text="Shown wherever the pause is, until sending resumes.")
 
 
 class MembershipSerializer(serializers.ModelSerializer):

@@ -22,6 +22,7 @@ from accounts.api.serializers import (
     MembershipCreateSerializer,
     MembershipSerializer,
     MembershipUpdateSerializer,
+    WorkspaceSendingPauseSerializer,
     WorkspaceSerializer,
     WorkspaceWriteSerializer,
 )
@@ -105,15 +106,48 @@ class WorkspaceViewSet(
         scope = workspace_list_for_user(user=user).first()
         return run() if scope is None else idempotent_response(workspace=scope, request=request, run=run)
 
-    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+    def _workspace_for_admin(self, request: Request) -> Workspace:
         workspace = self.get_object()
         role = self.get_serializer_context()["roles"].get(workspace.pk)
         if isinstance(request.user, ApiKeyUser) or Role.rank(role) < Role.rank(Role.ADMIN):
             raise PermissionDenied("Only admins and owners change workspace settings.")
+        return workspace
+
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+        workspace = self._workspace_for_admin(request)
         serializer = WorkspaceWriteSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         workspace = services.workspace_update(workspace=workspace, **serializer.validated_data)
         return Response(WorkspaceSerializer(workspace, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        tags=["workspaces"], request=WorkspaceSendingPauseSerializer, responses=WorkspaceSerializer,
+        summary="Pause all sending of the workspace, with a reason (admins); already paused: unchanged",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="sending/pause")
+    def sending_pause(self, request: Request, pk: str | None = None) -> Response:
+        workspace = self._workspace_for_admin(request)
+        serializer = WorkspaceSendingPauseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.workspace_sending_pause(
+            workspace=workspace, reason=serializer.validated_data["reason"], actor=_actor(request)
+        )
+        return Response(WorkspaceSerializer(workspace, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        tags=["workspaces"], request=None, responses=WorkspaceSerializer,
+        summary="Resume sending (admins): messages held back by the pause are queued again",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="sending/resume")
+    def sending_resume(self, request: Request, pk: str | None = None) -> Response:
+        workspace = self._workspace_for_admin(request)
+        services.workspace_sending_resume(workspace=workspace, actor=_actor(request))
+        return Response(WorkspaceSerializer(workspace, context=self.get_serializer_context()).data)
+
+
+def _actor(request: Request) -> str:
+    """Who made the request, for the log: `user:ID email`."""
+    return f"user:{request.user.pk} {getattr(request.user, 'email', '')}".strip()
 
 
 @extend_schema_view(

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts.models import Workspace
 from sequences.models import Message, MessageStatus
 
 CLAIMABLE_STATUSES = (MessageStatus.QUEUED, MessageStatus.DEFERRED)
@@ -34,13 +35,15 @@ def messages_claim(
 
     Claiming sets status `sending`, the lease owner and expiry, and counts an attempt. On PostgreSQL
     the rows are locked with SKIP LOCKED, so any number of workers claim side by side without waiting
-    for, or taking, each other's rows. Sent, failed and suppressed messages are never claimed; with
-    `message_ids`, only those of them that are claimable are.
+    for, or taking, each other's rows. Sent, failed and suppressed messages are never claimed, nor those
+    of a workspace whose sending is paused; with `message_ids`, only those of them that are claimable are.
     """
     now = now or timezone.now()
     expires = now + timedelta(seconds=lease_seconds)
     with transaction.atomic():
-        candidates = Message.objects.filter(_claimable(now))
+        # Paused workspaces (the guardrail, or by hand) are skipped: a small hashed subquery.
+        paused = Workspace.objects.filter(sending_paused_at__isnull=False).values("pk")
+        candidates = Message.objects.filter(_claimable(now)).exclude(workspace_id__in=paused)
         if message_ids is not None:
             candidates = candidates.filter(pk__in=list(message_ids))
         candidates = candidates.order_by("send_after", "pk")

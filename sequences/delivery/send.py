@@ -1,26 +1,38 @@
-"""Sending a claimed batch over one connection and recording each outcome right after its send."""
+"""Sending a claimed batch over one connection, in paced chunks whose outcomes are recorded per chunk."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import smtplib
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.mail import get_connection
+from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from sequences.delivery.guardrail import workspace_guardrail_check
+from sequences.delivery.pace import PaceItem, Pacer, Reason
 from sequences.delivery.render import BatchRenderer, BuiltEmail
-from sequences.models import Message, MessageStatus
-from subscribers.models import EventType, Subscriber, SubscriberStatus, Suppression, SuppressionKind
-from subscribers.services import event_record, subscriber_status_change, suppression_get_or_create
+from sequences.models import Campaign, CampaignStatus, Message, MessageStatus
+from subscribers.models import Event, EventType, Subscriber, SubscriberStatus, Suppression, SuppressionKind
+from subscribers.services import (
+    event_record,
+    events_record_many,
+    subscriber_status_change,
+    suppression_get_or_create,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -112,30 +124,108 @@ def _released(now: datetime) -> dict[str, Any]:
     return {"lease_owner": "", "lease_expires_at": None, "updated_at": now}
 
 
-def _record_sent(*, message: Message, worker: str, built: BuiltEmail) -> str:
-    now = timezone.now()
+@dataclass
+class _Accepted:
+    """A message the server accepted, waiting (at most one chunk) to be recorded as sent."""
+
+    message: Message
+    built: BuiltEmail
+    sent_at: datetime
+    provider_id: str
+
+
+def _accepted(*, message: Message, built: BuiltEmail) -> _Accepted:
     status = getattr(built.email, "anymail_status", None)
     provider_id = getattr(status, "message_id", None) if status is not None else None
     provider_id = "" if provider_id is None else str(provider_id)[:255]
-    with transaction.atomic():
-        updated = Message.objects.filter(_mine(message=message, worker=worker)).update(
-            status=MessageStatus.SENT, sent_at=now, provider_message_id=provider_id, last_error="",
-            deferred_reason="", **_released(now),
-        )  # fmt: skip
-        if not updated:
-            return Outcome.SKIPPED
-        event_record(
-            workspace=message.workspace,
-            subscriber=message.subscriber,
-            type=EventType.SENT,
-            properties={"message_id_header": built.message_id_header, "subject": built.subject},
-            occurred_at=now,
-            message_id=message.pk,
-            sequence_id=message.enrollment.sequence_id if message.enrollment_id and message.enrollment else None,
-            step_id=message.step_id,
-            dedupe_key=f"sent:{message.pk}",
+    return _Accepted(message=message, built=built, sent_at=timezone.now(), provider_id=provider_id)
+
+
+def _update_from_values(
+    *,
+    assignments: str,
+    columns: list[tuple[str, str]],
+    rows: list[list[Any]],
+    where: str = "",
+    params: list[Any] | None = None,
+    returning: bool = False,
+) -> set[int]:
+    """PostgreSQL: one `UPDATE message AS m SET ... FROM (VALUES ...) AS v (...) WHERE m.id = v.id` for
+    rows that each carry their own values (Django's bulk_update builds a CASE per column and row, which
+    costs more than the send itself). `columns` are (name, SQL type), the first the message id;
+    `assignments` and `where` refer to `m` and `v`; `params` fill %s in assignments, then in where.
+    Returns the updated ids when `returning`."""
+    table = db_connection.ops.quote_name(Message._meta.db_table)
+    row_sql = "(" + ", ".join(f"%s::{sql_type}" for _, sql_type in columns) + ")"
+    names = ", ".join(name for name, _ in columns)
+    sql = (
+        f"UPDATE {table} AS m SET {assignments} FROM (VALUES {', '.join([row_sql] * len(rows))}) AS v ({names}) "
+        f"WHERE m.id = v.{columns[0][0]}{' AND ' + where if where else ''}{' RETURNING m.id' if returning else ''}"
+    )
+    values = [value for row in rows for value in row]
+    params = params or []
+    assignment_params = params[: assignments.count("%s")]
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, [*assignment_params, *values, *params[len(assignment_params) :]])
+        return {row[0] for row in cursor.fetchall()} if returning else set()
+
+
+def _mark_sent(*, accepted: list[_Accepted], worker: str) -> set[int]:
+    """Mark these messages sent, each with its own time and provider id, where this worker still holds
+    the lease; returns the ids that were. One statement on PostgreSQL."""
+    now = timezone.now()
+    if db_connection.vendor == "postgresql":
+        return _update_from_values(
+            assignments="status = %s, sent_at = v.sent_at, provider_message_id = v.provider_id, last_error = '', "
+            "deferred_reason = '', lease_owner = '', lease_expires_at = NULL, updated_at = %s",
+            columns=[("id", "bigint"), ("sent_at", "timestamptz"), ("provider_id", "varchar")],
+            rows=[[item.message.pk, item.sent_at, item.provider_id] for item in accepted],
+            where="m.status = %s AND m.lease_owner = %s",
+            params=[MessageStatus.SENT, now, MessageStatus.SENDING, worker],
+            returning=True,
         )
-    return Outcome.SENT
+    recorded = set()
+    for item in accepted:
+        if Message.objects.filter(_mine(message=item.message, worker=worker)).update(
+            status=MessageStatus.SENT, sent_at=item.sent_at, provider_message_id=item.provider_id, last_error="",
+            deferred_reason="", **_released(now),
+        ):  # fmt: skip
+            recorded.add(item.message.pk)
+    return recorded
+
+
+def _record_sent_many(*, accepted: list[_Accepted], worker: str) -> dict[int, str]:
+    """Record a chunk's accepted messages: one UPDATE, and one insert of their `sent` events per workspace,
+    in one transaction. A message another worker took over meanwhile is skipped (and gets no event)."""
+    if not accepted:
+        return {}
+    with transaction.atomic():
+        recorded = _mark_sent(accepted=accepted, worker=worker)
+        events: dict[int, list[Event]] = {}
+        for item in accepted:
+            message = item.message
+            if message.pk not in recorded:
+                continue
+            events.setdefault(message.workspace_id, []).append(
+                Event(
+                    workspace=message.workspace,
+                    subscriber=message.subscriber,
+                    type=EventType.SENT,
+                    properties={"message_id_header": item.built.message_id_header, "subject": item.built.subject},
+                    occurred_at=item.sent_at,
+                    message_id=message.pk,
+                    sequence_id=_sequence_id(message),
+                    step_id=message.step_id,
+                    campaign_id=message.campaign_id,
+                )
+            )
+        for workspace_events in events.values():
+            events_record_many(workspace=workspace_events[0].workspace, events=workspace_events)
+    return {item.message.pk: Outcome.SENT if item.message.pk in recorded else Outcome.SKIPPED for item in accepted}
+
+
+def _sequence_id(message: Message) -> int | None:
+    return message.enrollment.sequence_id if message.enrollment_id and message.enrollment else None
 
 
 def _record_temporary(*, message: Message, worker: str, error: str, reason: str) -> str:
@@ -164,6 +254,34 @@ def _record_not_attempted(*, message: Message, worker: str, error: str) -> str:
     return Outcome.DEFERRED if updated else Outcome.SKIPPED
 
 
+def _record_held_back(*, held: list[tuple[Message, str, datetime]], worker: str, error: str = "") -> dict[int, str]:
+    """Hand messages that were not attempted back to the outbox (pace, frequency cap, a pause): deferred
+    until their own time, with their reason, and the claim's attempt given back. One UPDATE."""
+    if not held:
+        return {}
+    now = timezone.now()
+    by_pk = {message.pk: (reason, send_after) for message, reason, send_after in held}
+    if len(by_pk) == 1:
+        [(reason, send_after)] = by_pk.values()
+        send_after_value: Any = send_after
+        reason_value: Any = reason
+    else:
+        send_after_value = Case(*[When(pk=pk, then=Value(at)) for pk, (_, at) in by_pk.items()])
+        reason_value = Case(*[When(pk=pk, then=Value(why)) for pk, (why, _) in by_pk.items()])
+    updated = set(
+        Message.objects.filter(pk__in=list(by_pk), status=MessageStatus.SENDING, lease_owner=worker).values_list(
+            "pk", flat=True
+        )
+    )
+    # The last error stays: it is still the last thing that went wrong with the message.
+    extra = {"last_error": error[:5000]} if error else {}
+    Message.objects.filter(pk__in=updated, status=MessageStatus.SENDING, lease_owner=worker).update(
+        status=MessageStatus.DEFERRED, send_after=send_after_value, deferred_reason=reason_value,
+        attempts=Greatest(F("attempts") - 1, 0), **extra, **_released(now),
+    )  # fmt: skip
+    return {pk: Outcome.DEFERRED if pk in updated else Outcome.SKIPPED for pk in by_pk}
+
+
 def _record_permanent(*, message: Message, worker: str, failure: SendFailure) -> str:
     now = timezone.now()
     with transaction.atomic():
@@ -183,8 +301,9 @@ def _record_permanent(*, message: Message, worker: str, failure: SendFailure) ->
                         "source": "smtp"},
             occurred_at=now,
             message_id=message.pk,
-            sequence_id=message.enrollment.sequence_id if message.enrollment_id and message.enrollment else None,
+            sequence_id=_sequence_id(message),
             step_id=message.step_id,
+            campaign_id=message.campaign_id,
             dedupe_key=f"bounced:{message.pk}",
         )  # fmt: skip
         if subscriber.status == SubscriberStatus.ACTIVE:
@@ -215,14 +334,52 @@ def _record_render_error(*, message: Message, worker: str, error: str) -> str:
     return Outcome.FAILED if updated else Outcome.SKIPPED
 
 
-# How many upcoming messages are checked together (subscriber status, suppressions) right before their
-# sends: two queries per chunk instead of one per message, and a check at most this many sends old.
+# How many upcoming messages are checked together (subscriber status, suppressions, pauses, campaign
+# status, frequency cap), paced together (one Redis call) and recorded together once sent: a handful of
+# queries per chunk instead of per message, checks at most this many sends old, and at most this many
+# messages accepted by the server but not yet recorded as sent.
 CHECK_CHUNK_SIZE = 20
 
+# Messages held back by a paused workspace or campaign are looked at again after this long at the latest;
+# resuming the workspace (or the campaign) queues them again at once.
+PAUSED_RECHECK = timedelta(days=1)
 
-def _blocked_reasons(messages: list[Message]) -> dict[int, str]:
-    """Why each of these messages must not go out now, fresh from the database: two queries."""
-    statuses = dict(Subscriber.objects.filter(pk__in={m.subscriber_id for m in messages}).values_list("pk", "status"))
+
+@dataclass
+class ChunkCheck:
+    """What the fresh look at a chunk found: messages to suppress (reason), to hand back (reason, until
+    when), and each workspace's current sending rate."""
+
+    suppressed: dict[int, str] = field(default_factory=dict)
+    held: dict[int, tuple[str, datetime]] = field(default_factory=dict)
+    rates: dict[int, int] = field(default_factory=dict)
+
+
+def _high_priority(message: Message) -> bool:
+    return bool(
+        (message.step_id and message.step and message.step.high_priority)
+        or (message.campaign_id and message.campaign and message.campaign.high_priority)
+    )
+
+
+def _chunk_check(messages: list[Message], now: datetime) -> ChunkCheck:
+    """Why each of these messages must not go out now, fresh from the database: two queries, one more
+    when campaign messages are among them, one more when a frequency cap applies."""
+    check = ChunkCheck()
+    rows = Subscriber.objects.filter(pk__in={m.subscriber_id for m in messages}).values_list(
+        "pk", "status", "workspace_id", "workspace__sending_paused_at", "workspace__sending_rate_per_second",
+        "workspace__frequency_cap_count", "workspace__frequency_cap_hours",
+    )  # fmt: skip
+    statuses: dict[int, str] = {}
+    paused: set[int] = set()
+    caps: dict[int, tuple[int, int]] = {}
+    for pk, subscriber_status, workspace_id, paused_at, rate, cap_count, cap_hours in rows:
+        statuses[pk] = subscriber_status
+        check.rates[workspace_id] = rate
+        if paused_at is not None:
+            paused.add(workspace_id)
+        if cap_count:
+            caps[workspace_id] = (cap_count, cap_hours)
     addresses = {m.to_email.strip().lower() for m in messages}
     domains = {address.rpartition("@")[2] for address in addresses}
     suppressed = set(
@@ -230,20 +387,56 @@ def _blocked_reasons(messages: list[Message]) -> dict[int, str]:
         .filter(Q(kind=SuppressionKind.EMAIL, value__in=addresses) | Q(kind=SuppressionKind.DOMAIN, value__in=domains))
         .values_list("workspace_id", "value")
     )
-    reasons = {}
+    campaign_ids = {m.campaign_id for m in messages if m.campaign_id}
+    campaigns = dict(Campaign.objects.filter(pk__in=campaign_ids).values_list("pk", "status")) if campaign_ids else {}
+    capped: list[Message] = []
     for message in messages:
         address = message.to_email.strip().lower()
         status = statuses.get(message.subscriber_id)
+        campaign_status: str | None = campaigns.get(message.campaign_id) if message.campaign_id else None
         if status is None:
-            reasons[message.pk] = "subscriber deleted"
+            check.suppressed[message.pk] = "subscriber deleted"
         elif (message.workspace_id, address) in suppressed or (
             message.workspace_id,
             address.rpartition("@")[2],
         ) in suppressed:
-            reasons[message.pk] = "address suppressed"
+            check.suppressed[message.pk] = "address suppressed"
         elif status != SubscriberStatus.ACTIVE:
-            reasons[message.pk] = f"subscriber {status}"
-    return reasons
+            check.suppressed[message.pk] = f"subscriber {status}"
+        elif message.campaign_id and campaign_status in (None, CampaignStatus.CANCELLED):
+            check.suppressed[message.pk] = "campaign cancelled" if campaign_status else "campaign deleted"
+        elif message.workspace_id in paused:
+            check.held[message.pk] = (Reason.WORKSPACE_PAUSED, now + PAUSED_RECHECK)
+        elif campaign_status == CampaignStatus.PAUSED:
+            check.held[message.pk] = (Reason.CAMPAIGN_PAUSED, now + PAUSED_RECHECK)
+        elif message.workspace_id in caps and not _high_priority(message):
+            capped.append(message)
+    if capped:
+        _frequency_cap_check(capped, caps=caps, now=now, check=check)
+    return check
+
+
+def _frequency_cap_check(
+    messages: list[Message], *, caps: dict[int, tuple[int, int]], now: datetime, check: ChunkCheck
+) -> None:
+    """Hold back each message whose subscriber already got `count` emails in the last `hours` (one query),
+    until the oldest of those leaves the window. Messages of this chunk that go count as sent now."""
+    since = now - timedelta(hours=max(hours for _, hours in caps.values()))
+    sent: dict[int, list[datetime]] = {}
+    for subscriber_id, sent_at in Message.objects.filter(
+        subscriber_id__in={m.subscriber_id for m in messages}, status=MessageStatus.SENT, sent_at__gt=since
+    ).values_list("subscriber_id", "sent_at"):
+        if sent_at is not None:
+            sent.setdefault(subscriber_id, []).append(sent_at)
+    for message in messages:
+        count, hours = caps[message.workspace_id]
+        window = timedelta(hours=hours)
+        times = sorted(at for at in sent.get(message.subscriber_id, []) if at > now - window)
+        if len(times) >= count:
+            # Sending becomes possible when only count-1 of them are left in the window.
+            check.held[message.pk] = (Reason.FREQUENCY_CAP, times[len(times) - count] + window)
+        else:
+            sent.setdefault(message.subscriber_id, []).append(now)
 
 
 def _lease_valid(message: Message) -> bool:
@@ -270,26 +463,176 @@ def _render_and_store(
         message.links = email.links
         message.message_id_header = email.message_id_header[:255]
         built.append((message, email))
-    if built:
+    if built and db_connection.vendor == "postgresql":
+        _update_from_values(
+            assignments="subject = v.subject, from_email = v.from_email, links = v.links, "
+            "message_id_header = v.message_id_header",
+            columns=[("id", "bigint"), ("subject", "varchar"), ("from_email", "varchar"), ("links", "jsonb"),
+                     ("message_id_header", "varchar")],
+            rows=[[m.pk, m.subject, m.from_email, json.dumps(m.links), m.message_id_header] for m, _ in built],
+        )  # fmt: skip
+    elif built:
         Message.objects.bulk_update(
             [message for message, _ in built], ["subject", "from_email", "links", "message_id_header"]
         )
     return built
 
 
+def _domain(address: str) -> str:
+    return address.strip().lower().rpartition("@")[2]
+
+
+class _Batch:
+    """The state of one messages_send call: the connection, the pace, and the chunk being recorded."""
+
+    def __init__(self, *, worker: str, connection: Any, result: BatchResult) -> None:
+        self.worker = worker
+        self.connection = connection
+        self.result = result
+        self.opened = False
+        self.reopened = False
+        self.pacer: Pacer | None = None
+        self.waited = 0.0
+        self.accepted: list[_Accepted] = []
+        self.domain_failures: dict[str, int] = {}
+        self.domain_successes: dict[str, int] = {}
+        self.bounced_workspaces: dict[int, Any] = {}
+
+    def pace(self, ready: list[tuple[Message, BuiltEmail]], rates: dict[int, int]) -> list[tuple[Message, BuiltEmail]]:
+        """Take tokens for these messages; wait briefly when the wait is short, else hand them back
+        until their tokens will be there. Returns the messages that may go now."""
+        if not ready:
+            return []
+        items = {
+            message.pk: PaceItem(
+                message_id=message.pk,
+                workspace_id=message.workspace_id,
+                workspace_rate=rates.get(message.workspace_id, message.workspace.sending_rate_per_second),
+                domain=_domain(message.to_email),
+            )
+            for message, _ in ready
+        }
+        wait_max = float(settings.DELIVERY_RATE_WAIT_MAX_SECONDS)
+        wait_budget = settings.DELIVERY_LEASE_SECONDS / 10  # a batch must finish well within its lease
+        go: list[tuple[Message, BuiltEmail]] = []
+        held: list[tuple[Message, str, datetime]] = []
+        trying = ready
+        try:
+            self.pacer = self.pacer or Pacer()
+            while trying:
+                denials = self.pacer.acquire([items[message.pk] for message, _ in trying])
+                go += [pair for pair in trying if pair[0].pk not in denials]
+                denied = [pair for pair in trying if pair[0].pk in denials]
+                longest = max((denials[m.pk].wait for m, _ in denied if denials[m.pk].wait <= wait_max), default=0.0)
+                if denied and longest > 0 and self.waited + longest <= wait_budget:
+                    short = [(m, b) for m, b in denied if denials[m.pk].wait <= wait_max]
+                else:
+                    short = []
+                now = timezone.now()
+                waiting = {message.pk for message, _ in short}
+                for message, _ in denied:
+                    if message.pk not in waiting:
+                        denial = denials[message.pk]
+                        held.append((message, denial.reason, now + timedelta(seconds=max(denial.wait, 0.001))))
+                        self.pacer.handed_back([items[message.pk]])
+                if not short:
+                    break
+                time.sleep(longest)
+                self.waited += longest
+                trying = short
+        except redis.RedisError as exc:
+            # Without Redis the pace cannot be kept: nothing more goes out until it answers again.
+            logger.error("Redis unavailable, the sending pace cannot be kept: %s", exc)
+            error = f"pace: Redis unavailable ({type(exc).__name__})"
+            # Messages already granted still go; those already handed back keep their own reason.
+            decided = {message.pk for message, _ in go} | {message.pk for message, _, _ in held}
+            retry_at = timezone.now() + timedelta(seconds=settings.DELIVERY_RETRY_BASE_SECONDS)
+            unavailable = [(m, Reason.RATE_LIMIT, retry_at) for m, _ in ready if m.pk not in decided]
+            self.result.outcomes.update(_record_held_back(held=unavailable, worker=self.worker, error=error))
+        self.result.outcomes.update(_record_held_back(held=held, worker=self.worker))
+        return go
+
+    def flush(self) -> None:
+        """Record the chunk's accepted messages, tell the pace how domains answered, and check the
+        guardrail of workspaces that had bounces."""
+        accepted, self.accepted = self.accepted, []
+        self.result.outcomes.update(_record_sent_many(accepted=accepted, worker=self.worker))
+        failures, self.domain_failures = self.domain_failures, {}
+        successes, self.domain_successes = self.domain_successes, {}
+        if self.pacer is not None and (failures or successes):
+            try:
+                self.pacer.feedback(failures=failures, successes=successes)
+            except redis.RedisError as exc:
+                logger.error("Redis unavailable, domain backoff not updated: %s", exc)
+        bounced, self.bounced_workspaces = self.bounced_workspaces, {}
+        for workspace in bounced.values():
+            workspace_guardrail_check(workspace=workspace)
+
+    def send(self, message: Message, built: BuiltEmail, rest: list[tuple[Message, BuiltEmail]]) -> bool:
+        """Send one message and note its outcome; False when the rest of the batch cannot be sent
+        (and has been handed back)."""
+        if not _lease_valid(message):
+            self.result.outcomes[message.pk] = Outcome.SKIPPED  # the lease ran out: another worker may have it
+            return True
+        if not self.opened:
+            try:
+                self.connection.open()
+                self.opened = True
+            except Exception as exc:  # noqa: BLE001 - the server is unreachable: nothing in the batch was sent
+                error = f"connect: {classify_failure(exc).error}"
+                for pending, _ in [(message, built), *rest]:
+                    self.result.outcomes[pending.pk] = _record_temporary(
+                        message=pending, worker=self.worker, error=error, reason="connection"
+                    )
+                return False
+        domain = _domain(message.to_email)
+        try:
+            sent = self.connection.send_messages([built.email])
+            if not sent:
+                raise smtplib.SMTPException("the backend reported nothing sent")
+        except Exception as exc:  # noqa: BLE001 - classified below; anything unknown is retried later
+            failure = classify_failure(exc)
+            if failure.code is not None and 400 <= failure.code < 500:
+                self.domain_failures[domain] = self.domain_failures.get(domain, 0) + 1
+            if failure.permanent:
+                outcome = _record_permanent(message=message, worker=self.worker, failure=failure)
+                self.result.outcomes[message.pk] = outcome
+                if outcome == Outcome.BOUNCED:
+                    self.bounced_workspaces[message.workspace_id] = message.workspace
+            else:
+                self.result.outcomes[message.pk] = _record_temporary(
+                    message=message, worker=self.worker, error=failure.error, reason="temporary"
+                )
+            if failure.connection_lost and rest:
+                _close_quietly(self.connection)
+                self.opened = False
+                if self.reopened:
+                    for pending, _ in rest:
+                        self.result.outcomes[pending.pk] = _record_not_attempted(
+                            message=pending, worker=self.worker, error=f"connection lost twice: {failure.error}"
+                        )
+                    return False
+                self.reopened = True
+            return True
+        self.accepted.append(_accepted(message=message, built=built))
+        self.domain_successes[domain] = self.domain_successes.get(domain, 0) + 1
+        return True
+
+
 def messages_send(*, message_ids: Iterable[int], worker: str, connection: Any = None) -> BatchResult:
     """Send the messages of `message_ids` that `worker` holds a lease on, and record each outcome.
 
     Idempotent: a message that is not `sending` under this worker's lease (sent, failed, suppressed,
-    or reclaimed by someone else) is skipped. Messages are checked once more right before their send
-    (subscriber status, suppression; in chunks of CHECK_CHUNK_SIZE): an unsubscribe that arrived after
-    the claim wins. The batch shares one connection, opened once; if it drops, it is opened again once
-    for the rest of the batch. Each outcome is recorded right after its send.
+    or reclaimed by someone else) is skipped. Messages go in chunks of CHECK_CHUNK_SIZE; each chunk is
+    checked once more right before its sends (subscriber status, suppression, a cancelled or paused
+    campaign, a paused workspace, the frequency cap: an unsubscribe that arrived after the claim wins),
+    then paced (workspace and domain rates in Redis), sent, and its sent messages recorded together. The
+    batch shares one connection, opened once; if it drops, it is opened again once for the rest.
     """
     result = BatchResult()
     messages = list(
         Message.objects.filter(pk__in=list(message_ids), status=MessageStatus.SENDING, lease_owner=worker)
-        .select_related("workspace", "subscriber", "template", "step__template", "enrollment")
+        .select_related("workspace", "subscriber", "template", "step__template", "enrollment", "campaign")
         .order_by("pk")
     )
     messages = [message for message in messages if _lease_valid(message)]
@@ -299,62 +642,31 @@ def messages_send(*, message_ids: Iterable[int], worker: str, connection: Any = 
     pending = _render_and_store(
         messages=messages, worker=worker, renderer=BatchRenderer(), connection=connection, result=result
     )
-    reopened = False
-    opened = False
-    blocked: dict[int, str] = {}
-    checked = 0
+    batch = _Batch(worker=worker, connection=connection, result=result)
     try:
         while pending:
-            if checked == 0:
-                checked = min(CHECK_CHUNK_SIZE, len(pending))
-                blocked = _blocked_reasons([message for message, _ in pending[:checked]])
-            message, built = pending.pop(0)
-            checked -= 1
-            if message.pk in blocked:
-                result.outcomes[message.pk] = _record_suppressed(
-                    message=message, worker=worker, reason=blocked[message.pk]
-                )
-                continue
-            if not _lease_valid(message):
-                result.outcomes[message.pk] = Outcome.SKIPPED  # the lease ran out: another worker may have it
-                continue
-            if not opened:
-                try:
-                    connection.open()
-                    opened = True
-                except Exception as exc:  # noqa: BLE001 - the server is unreachable: nothing in the batch was sent
-                    error = f"connect: {classify_failure(exc).error}"
-                    for rest, _ in [(message, built), *pending]:
-                        result.outcomes[rest.pk] = _record_temporary(
-                            message=rest, worker=worker, error=error, reason="connection"
-                        )
-                    return result
-            try:
-                sent = connection.send_messages([built.email])
-                if not sent:
-                    raise smtplib.SMTPException("the backend reported nothing sent")
-            except Exception as exc:  # noqa: BLE001 - classified below; anything unknown is retried later
-                failure = classify_failure(exc)
-                if failure.permanent:
-                    result.outcomes[message.pk] = _record_permanent(message=message, worker=worker, failure=failure)
-                else:
-                    result.outcomes[message.pk] = _record_temporary(
-                        message=message, worker=worker, error=failure.error, reason="temporary"
+            chunk, pending = pending[:CHECK_CHUNK_SIZE], pending[CHECK_CHUNK_SIZE:]
+            check = _chunk_check([message for message, _ in chunk], timezone.now())
+            ready: list[tuple[Message, BuiltEmail]] = []
+            held: list[tuple[Message, str, datetime]] = []
+            for message, built in chunk:
+                if message.pk in check.suppressed:
+                    result.outcomes[message.pk] = _record_suppressed(
+                        message=message, worker=worker, reason=check.suppressed[message.pk]
                     )
-                if failure.connection_lost and pending:
-                    _close_quietly(connection)
-                    opened = False
-                    if reopened:
-                        for rest, _ in pending:
-                            result.outcomes[rest.pk] = _record_not_attempted(
-                                message=rest, worker=worker, error=f"connection lost twice: {failure.error}"
-                            )
-                        return result
-                    reopened = True
-                continue
-            result.outcomes[message.pk] = _record_sent(message=message, worker=worker, built=built)
+                elif message.pk in check.held:
+                    held.append((message, *check.held[message.pk]))
+                else:
+                    ready.append((message, built))
+            result.outcomes.update(_record_held_back(held=held, worker=worker))
+            go = batch.pace(ready, check.rates)
+            for position, (message, built) in enumerate(go):
+                if not batch.send(message, built, rest=go[position + 1 :] + pending):
+                    return result
+            batch.flush()
     finally:
-        if opened:
+        batch.flush()
+        if batch.opened:
             _close_quietly(connection)
     return result
 
