@@ -1,4 +1,4 @@
-"""Sending a claimed batch over one connection, in paced chunks whose outcomes are recorded per chunk."""
+"""Sending a claimed batch over one connection, in checked and paced chunks, recording each send at once."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def _released(now: datetime) -> dict[str, Any]:
 
 @dataclass
 class _Accepted:
-    """A message the server accepted, waiting (at most one chunk) to be recorded as sent."""
+    """A message the server accepted, about to be recorded as sent."""
 
     message: Message
     built: BuiltEmail
@@ -170,58 +170,38 @@ def _update_from_values(
         return {row[0] for row in cursor.fetchall()} if returning else set()
 
 
-def _mark_sent(*, accepted: list[_Accepted], worker: str) -> set[int]:
-    """Mark these messages sent, each with its own time and provider id, where this worker still holds
-    the lease; returns the ids that were. One statement on PostgreSQL."""
-    now = timezone.now()
-    if db_connection.vendor == "postgresql":
-        return _update_from_values(
-            assignments="status = %s, sent_at = v.sent_at, provider_message_id = v.provider_id, last_error = '', "
-            "deferred_reason = '', lease_owner = '', lease_expires_at = NULL, updated_at = %s",
-            columns=[("id", "bigint"), ("sent_at", "timestamptz"), ("provider_id", "varchar")],
-            rows=[[item.message.pk, item.sent_at, item.provider_id] for item in accepted],
-            where="m.status = %s AND m.lease_owner = %s",
-            params=[MessageStatus.SENT, now, MessageStatus.SENDING, worker],
-            returning=True,
-        )
-    recorded = set()
-    for item in accepted:
-        if Message.objects.filter(_mine(message=item.message, worker=worker)).update(
-            status=MessageStatus.SENT, sent_at=item.sent_at, provider_message_id=item.provider_id, last_error="",
-            deferred_reason="", **_released(now),
-        ):  # fmt: skip
-            recorded.add(item.message.pk)
-    return recorded
-
-
-def _record_sent_many(*, accepted: list[_Accepted], worker: str) -> dict[int, str]:
-    """Record a chunk's accepted messages: one UPDATE, and one insert of their `sent` events per workspace,
-    in one transaction. A message another worker took over meanwhile is skipped (and gets no event)."""
-    if not accepted:
-        return {}
+def _record_sent(*, accepted: _Accepted, worker: str) -> str:
+    """Record one accepted message right after its send: a guarded UPDATE and its `sent` event in one
+    transaction, so the window for a duplicate after a crash is one message. A message another worker
+    took over meanwhile is skipped (and gets no event)."""
+    message = accepted.message
     with transaction.atomic():
-        recorded = _mark_sent(accepted=accepted, worker=worker)
-        events: dict[int, list[Event]] = {}
-        for item in accepted:
-            message = item.message
-            if message.pk not in recorded:
-                continue
-            events.setdefault(message.workspace_id, []).append(
+        updated = Message.objects.filter(_mine(message=message, worker=worker)).update(
+            status=MessageStatus.SENT, sent_at=accepted.sent_at, provider_message_id=accepted.provider_id,
+            last_error="", deferred_reason="", **_released(accepted.sent_at),
+        )  # fmt: skip
+        if not updated:
+            return Outcome.SKIPPED
+        events_record_many(
+            workspace=message.workspace,
+            events=[
                 Event(
                     workspace=message.workspace,
                     subscriber=message.subscriber,
                     type=EventType.SENT,
-                    properties={"message_id_header": item.built.message_id_header, "subject": item.built.subject},
-                    occurred_at=item.sent_at,
+                    properties={
+                        "message_id_header": accepted.built.message_id_header,
+                        "subject": accepted.built.subject,
+                    },
+                    occurred_at=accepted.sent_at,
                     message_id=message.pk,
                     sequence_id=_sequence_id(message),
                     step_id=message.step_id,
                     campaign_id=message.campaign_id,
                 )
-            )
-        for workspace_events in events.values():
-            events_record_many(workspace=workspace_events[0].workspace, events=workspace_events)
-    return {item.message.pk: Outcome.SENT if item.message.pk in recorded else Outcome.SKIPPED for item in accepted}
+            ],
+        )
+    return Outcome.SENT
 
 
 def _sequence_id(message: Message) -> int | None:
@@ -335,9 +315,8 @@ def _record_render_error(*, message: Message, worker: str, error: str) -> str:
 
 
 # How many upcoming messages are checked together (subscriber status, suppressions, pauses, campaign
-# status, frequency cap), paced together (one Redis call) and recorded together once sent: a handful of
-# queries per chunk instead of per message, checks at most this many sends old, and at most this many
-# messages accepted by the server but not yet recorded as sent.
+# status, frequency cap) and paced together (one Redis call): a handful of queries per chunk instead of
+# per message, and checks at most this many sends old. Each send is still recorded on its own, at once.
 CHECK_CHUNK_SIZE = 20
 
 # Messages held back by a paused workspace or campaign are looked at again after this long at the latest;
@@ -493,7 +472,6 @@ class _Batch:
         self.reopened = False
         self.pacer: Pacer | None = None
         self.waited = 0.0
-        self.accepted: list[_Accepted] = []
         self.domain_failures: dict[str, int] = {}
         self.domain_successes: dict[str, int] = {}
         self.bounced_workspaces: dict[int, Any] = {}
@@ -553,10 +531,8 @@ class _Batch:
         return go
 
     def flush(self) -> None:
-        """Record the chunk's accepted messages, tell the pace how domains answered, and check the
-        guardrail of workspaces that had bounces."""
-        accepted, self.accepted = self.accepted, []
-        self.result.outcomes.update(_record_sent_many(accepted=accepted, worker=self.worker))
+        """After a chunk: tell the pace how domains answered, and check the guardrail of workspaces that
+        had bounces."""
         failures, self.domain_failures = self.domain_failures, {}
         successes, self.domain_successes = self.domain_successes, {}
         if self.pacer is not None and (failures or successes):
@@ -614,7 +590,9 @@ class _Batch:
                     return False
                 self.reopened = True
             return True
-        self.accepted.append(_accepted(message=message, built=built))
+        self.result.outcomes[message.pk] = _record_sent(
+            accepted=_accepted(message=message, built=built), worker=self.worker
+        )
         self.domain_successes[domain] = self.domain_successes.get(domain, 0) + 1
         return True
 
@@ -626,7 +604,7 @@ def messages_send(*, message_ids: Iterable[int], worker: str, connection: Any = 
     or reclaimed by someone else) is skipped. Messages go in chunks of CHECK_CHUNK_SIZE; each chunk is
     checked once more right before its sends (subscriber status, suppression, a cancelled or paused
     campaign, a paused workspace, the frequency cap: an unsubscribe that arrived after the claim wins),
-    then paced (workspace and domain rates in Redis), sent, and its sent messages recorded together. The
+    then paced (workspace and domain rates in Redis) and sent, each send recorded right after it. The
     batch shares one connection, opened once; if it drops, it is opened again once for the rest.
     """
     result = BatchResult()
