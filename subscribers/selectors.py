@@ -49,21 +49,23 @@ def subscriber_events(*, workspace: Workspace, subscriber: Subscriber) -> QueryS
     return Event.objects.filter(workspace=workspace, subscriber=subscriber)
 
 
+def awaiting_confirmation() -> Q:
+    """Subscribers waiting for their double opt-in: never confirmed, on at least one list as pending and
+    on none as subscribed. They get no marketing email."""
+    memberships = ListMembership.objects.filter(subscriber=OuterRef("pk"))
+    return (
+        Q(confirmed_at__isnull=True)
+        & Q(Exists(memberships.filter(status=MembershipStatus.PENDING)))
+        & ~Q(Exists(memberships.filter(status=MembershipStatus.SUBSCRIBED)))
+    )
+
+
 def subscriber_ids_awaiting_confirmation(*, subscriber_ids: Collection[int]) -> set[int]:
-    """Which of these subscribers wait for their double opt-in: never confirmed, on at least one list
-    as pending and on none as subscribed. They get no marketing email. One query (the sender calls it
-    for every chunk of ~20 upcoming messages)."""
+    """Which of these subscribers wait for their double opt-in (see `awaiting_confirmation`): one query."""
     ids = {int(pk) for pk in subscriber_ids}
     if not ids:
         return set()
-    memberships = ListMembership.objects.filter(subscriber=OuterRef("pk"))
-    rows = (
-        Subscriber.objects.filter(pk__in=ids, confirmed_at__isnull=True)
-        .filter(Exists(memberships.filter(status=MembershipStatus.PENDING)))
-        .exclude(Exists(memberships.filter(status=MembershipStatus.SUBSCRIBED)))
-        .values_list("pk", flat=True)
-    )
-    return set(rows)
+    return set(Subscriber.objects.filter(awaiting_confirmation(), pk__in=ids).values_list("pk", flat=True))
 
 
 def event_list(*, workspace: Workspace, filters: Mapping[str, Any] | None = None) -> QuerySet[Event]:

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import BooleanField, Case, ExpressionWrapper, F, Q, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ from sequences.delivery.pace import PaceItem, Pacer, Reason
 from sequences.delivery.render import BatchRenderer, BuiltEmail
 from sequences.models import Campaign, CampaignStatus, Message, MessageStatus
 from subscribers.models import Event, EventType, Subscriber, SubscriberStatus, Suppression, SuppressionKind
+from subscribers.selectors import awaiting_confirmation
 from subscribers.services import (
     event_record,
     events_record_many,
@@ -345,15 +346,22 @@ def _chunk_check(messages: list[Message], now: datetime) -> ChunkCheck:
     """Why each of these messages must not go out now, fresh from the database: two queries, one more
     when campaign messages are among them, one more when a frequency cap applies."""
     check = ChunkCheck()
-    rows = Subscriber.objects.filter(pk__in={m.subscriber_id for m in messages}).values_list(
-        "pk", "status", "workspace_id", "workspace__sending_paused_at", "workspace__sending_rate_per_second",
-        "workspace__frequency_cap_count", "workspace__frequency_cap_hours",
+    rows = (
+        Subscriber.objects.filter(pk__in={m.subscriber_id for m in messages})
+        .annotate(awaiting=ExpressionWrapper(awaiting_confirmation(), output_field=BooleanField()))
+        .values_list(
+            "pk", "status", "awaiting", "workspace_id", "workspace__sending_paused_at",
+            "workspace__sending_rate_per_second", "workspace__frequency_cap_count", "workspace__frequency_cap_hours",
+        )
     )  # fmt: skip
     statuses: dict[int, str] = {}
+    awaiting: set[int] = set()
     paused: set[int] = set()
     caps: dict[int, tuple[int, int]] = {}
-    for pk, subscriber_status, workspace_id, paused_at, rate, cap_count, cap_hours in rows:
+    for pk, subscriber_status, is_awaiting, workspace_id, paused_at, rate, cap_count, cap_hours in rows:
         statuses[pk] = subscriber_status
+        if is_awaiting:
+            awaiting.add(pk)
         check.rates[workspace_id] = rate
         if paused_at is not None:
             paused.add(workspace_id)
@@ -382,6 +390,8 @@ def _chunk_check(messages: list[Message], now: datetime) -> ChunkCheck:
             check.suppressed[message.pk] = "address suppressed"
         elif status != SubscriberStatus.ACTIVE:
             check.suppressed[message.pk] = f"subscriber {status}"
+        elif message.subscriber_id in awaiting:
+            check.suppressed[message.pk] = "subscriber awaiting double opt-in confirmation"
         elif message.campaign_id and campaign_status in (None, CampaignStatus.CANCELLED):
             check.suppressed[message.pk] = "campaign cancelled" if campaign_status else "campaign deleted"
         elif message.workspace_id in paused:

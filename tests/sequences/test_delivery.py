@@ -16,9 +16,9 @@ from sequences.delivery.send import messages_send, retry_delay
 from sequences.delivery.tasks import messages_dispatch, messages_send_batch
 from sequences.models import Message, MessageStatus, OutboxEmail
 from sequences.tokens import TokenPurpose, token_read
-from subscribers.models import Event, EventType, SubscriberStatus, Suppression
+from subscribers.models import Event, EventType, ListMembership, MembershipStatus, SubscriberStatus, Suppression
 from subscribers.services import subscriber_unsubscribe
-from tests.factories import SubscriberFactory, SuppressionFactory, TemplateFactory
+from tests.factories import MailingListFactory, SubscriberFactory, SuppressionFactory, TemplateFactory
 from tests.sequences.test_delivery_support import html_part, message_make, smtp_server, text_part  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -152,6 +152,26 @@ def test_a_suppressed_address_is_never_sent_to(smtp, workspace, subscriber, temp
     assert send_all() == {m.pk: "suppressed" for m in messages}
     assert smtp.envelopes == []
     assert set(Message.objects.values_list("status", flat=True)) == {MessageStatus.SUPPRESSED}
+
+
+def test_someone_awaiting_double_opt_in_confirmation_gets_nothing_until_they_confirm(
+    smtp, workspace, subscriber, template
+):
+    double_opt_in = MailingListFactory(workspace=workspace, double_opt_in=True)
+    plain = MailingListFactory(workspace=workspace)
+    awaiting = SubscriberFactory(workspace=workspace)
+    ListMembership.objects.create(mailing_list=double_opt_in, subscriber=awaiting, status=MembershipStatus.PENDING)
+    # Pending on one list but subscribed to another: they asked for email, so they get it.
+    both = SubscriberFactory(workspace=workspace)
+    ListMembership.objects.create(mailing_list=double_opt_in, subscriber=both, status=MembershipStatus.PENDING)
+    ListMembership.objects.create(mailing_list=plain, subscriber=both, status=MembershipStatus.SUBSCRIBED)
+    blocked = message_make(workspace=workspace, subscriber=awaiting, template=template)
+    sent = message_make(workspace=workspace, subscriber=both, template=template)
+
+    assert send_all() == {blocked.pk: "suppressed", sent.pk: "sent"}
+    assert [str(m["To"]) for m in smtp.messages] == [both.email]
+    blocked.refresh_from_db()
+    assert blocked.last_error == "subscriber awaiting double opt-in confirmation"
 
 
 def test_an_unsubscribe_between_claim_and_send_wins(smtp, workspace, subscriber, template):
