@@ -265,3 +265,28 @@ def test_production_with_an_esp_refuses_to_start_without_the_webhook_secret():
 
     configured = _manage("check", env=_production_env(ESP="postmark", ANYMAIL_WEBHOOK_SECRET=SECRET))
     assert configured.returncode == 0, configured.stderr
+
+
+def test_bounces_reported_by_the_esp_pause_the_workspace_at_the_guardrail(client, workspace, template, settings):
+    settings.DELIVERY_GUARDRAIL_MIN_SENDS = 10
+    settings.DELIVERY_GUARDRAIL_BOUNCE_RATE = 0.2
+    messages = [
+        message_make(
+            workspace=workspace,
+            subscriber=SubscriberFactory(workspace=workspace),
+            template=template,
+            status="sent",
+            sent_at=timezone.now(),
+            provider_message_id=f"pm-{i}",
+        )
+        for i in range(10)
+    ]
+    # One bounce in ten sends is under the 20 % limit; the second reaches it.
+    assert post(client, POSTMARK, postmark_bounce("pm-0", bounce_id=1, email=messages[0].to_email)).status_code == 200
+    workspace.refresh_from_db()
+    assert workspace.sending_paused_at is None
+
+    assert post(client, POSTMARK, postmark_bounce("pm-1", bounce_id=2, email=messages[1].to_email)).status_code == 200
+    workspace.refresh_from_db()
+    assert workspace.sending_paused_at is not None
+    assert "bounce rate" in workspace.sending_paused_reason
