@@ -6,6 +6,9 @@ python -m benchmarks.scheduler [--enrollments 200000]
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import pstats
 import time
 from datetime import timedelta
 
@@ -34,7 +37,7 @@ def bare_claim_loop(*, now, batch_size: int = 500) -> int:
             return total
 
 
-def run(enrollments: int) -> dict[str, float]:
+def run(enrollments: int, profile_top: int = 0) -> dict[str, float]:
     from django.utils import timezone
 
     from sequences.models import Message
@@ -58,8 +61,9 @@ def run(enrollments: int) -> dict[str, float]:
     bare = bare_claim_loop(now=now - timedelta(minutes=30))
     bare_seconds = time.perf_counter() - started
 
+    profile = cProfile.Profile() if profile_top else None
     started = time.perf_counter()
-    result = enrollments_process_due(now=now)
+    result = profile.runcall(enrollments_process_due, now=now) if profile else enrollments_process_due(now=now)
     product_seconds = time.perf_counter() - started
     assert bare == enrollments, bare
     assert result.claimed == result.messages_created == enrollments, result
@@ -71,15 +75,21 @@ def run(enrollments: int) -> dict[str, float]:
     print(f"product   enrollments_process_due:          {result.claimed:,} rows in {product_seconds:.2f}s "
           f"= {product_rate:,.0f} rows/s (each creates a queued Message)")  # fmt: skip
     print(f"ratio     product / baseline = {product_rate / bare_rate:.2f}  (targets: 20,000 rows/s, ratio >= 0.5)")
+    if profile:
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(profile_top)
+        print(f"\nprofile of the product run (under cProfile, so slower; top {profile_top} by own time):")
+        print("\n".join(line for line in out.getvalue().splitlines() if line.strip()))
     return {"baseline": bare_rate, "product": product_rate}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--enrollments", type=int, default=20_000)
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile the product run, print N")
     args = parser.parse_args(argv)
     common.setup_django()
-    run(args.enrollments)
+    run(args.enrollments, args.profile)
 
 
 if __name__ == "__main__":
