@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import time
 from datetime import timedelta
 
@@ -30,6 +31,30 @@ def setup_django() -> None:
     from sequences import scheduler
 
     scheduler._messages_callbacks.clear()
+
+
+def machine() -> str:
+    from django.db import connection
+
+    with open("/proc/cpuinfo") as f:
+        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
+    with open("/proc/meminfo") as f:
+        ram = next(int(line.split()[1]) for line in f if line.startswith("MemTotal")) / 2**20
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        postgres = cursor.fetchone()[0]
+    try:
+        import redis
+
+        client = redis.Redis.from_url(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/9"))
+        redis_version = client.info("server")["redis_version"]
+    except Exception as exc:  # noqa: BLE001 - report why it is unknown; the e2e run will fail loudly
+        redis_version = f"unknown ({type(exc).__name__})"
+    return (
+        f"machine: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, {cpu}; "
+        f"{ram:.1f} GiB RAM; "
+        f"Python {platform.python_version()}; PostgreSQL {postgres}; Redis {redis_version}"
+    )
 
 
 def reset() -> None:

@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile the product run, print N")
     args = parser.parse_args(argv)
     common.setup_django()
+    print(common.machine())
     run(args.enrollments, args.profile)
 
 

@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="also run this many worker processes (1: skip)")
     args = parser.parse_args(argv)
     common.setup_django()
+    print(common.machine())
     run(args.messages, args.batch, args.workers)
 
 
