@@ -277,13 +277,17 @@ def _opening(row: _Row, *, related: _Related, now: datetime) -> datetime | None:
     """When the row's step may go out: `now` when the window is always open (the usual case, no zone
     arithmetic), else the next opening on the subscriber's clock; None when the window is empty."""
     sequence, workspace = related.sequences[row.sequence_id], related.workspaces[row.workspace_id]
-    window = {
-        "days": sequence.send_days or [], "start_hour": sequence.send_start_hour, "end_hour": sequence.send_end_hour,
-        "quiet_start": workspace.quiet_hours_start, "quiet_end": workspace.quiet_hours_end,
-    }  # fmt: skip
-    if len(open_hours(**window)) == ALL_HOURS_OF_A_WEEK:
+    days, start_hour, end_hour = sequence.send_days or [], sequence.send_start_hour, sequence.send_end_hour
+    quiet_start, quiet_end = workspace.quiet_hours_start, workspace.quiet_hours_end
+    allowed = open_hours(
+        days=days, start_hour=start_hour, end_hour=end_hour, quiet_start=quiet_start, quiet_end=quiet_end
+    )
+    if len(allowed) == ALL_HOURS_OF_A_WEEK:
         return now
-    return next_send_opening(moment=now, time_zone=zone_or_utc(row.time_zone, workspace.time_zone), **window)
+    return next_send_opening(
+        moment=now, time_zone=zone_or_utc(row.time_zone, workspace.time_zone), days=days, start_hour=start_hour,
+        end_hour=end_hour, quiet_start=quiet_start, quiet_end=quiet_end,
+    )  # fmt: skip
 
 
 def _enrollments_save(rows: list[_Row]) -> None:
@@ -400,7 +404,7 @@ def _messages_create(to_send: list[tuple[_Row, Step]], *, related: _Related, now
     already exists for (enrollment, step) is not created again: the unique key answers."""
     if not to_send:
         return []
-    values: dict[str, list[object]] = {
+    values: dict[str, list[Any]] = {
         name: [] for name in ("workspace_id", "subscriber_id", "enrollment_id", "step_id", "template_id",
                               "to_email", "from_email", "subject")
     }  # fmt: skip
@@ -420,13 +424,13 @@ def _messages_create(to_send: list[tuple[_Row, Step]], *, related: _Related, now
     return _messages_create_portable(values, fixed)
 
 
-def _messages_insert(values: dict[str, list[object]], fixed: dict[str, object]) -> list[int]:
+def _messages_insert(values: dict[str, list[Any]], fixed: dict[str, object]) -> list[int]:
     """PostgreSQL: the whole batch in one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING
     RETURNING id (a row that conflicts with the (enrollment, step) key, committed or being inserted by
     another transaction, is skipped). Every other column gets its model default, so new fields are covered."""
     fields = [field for field in Message._meta.concrete_fields if not field.primary_key]
     exprs, constants, source, arrays = _pg_unnest([
-        (field.attname, field.db_type(connection), values[field.attname], field.attname == "enrollment_id")
+        (field.attname, str(field.db_type(connection)), values[field.attname], field.attname == "enrollment_id")
         for field in fields if field.attname in values
     ])  # fmt: skip
     selects, params = [], []
@@ -439,7 +443,7 @@ def _messages_insert(values: dict[str, list[object]], fixed: dict[str, object]) 
             value = fixed[field.attname] if field.attname in fixed else field.get_default()
             selects.append(f"%s::{field.db_type(connection)}")
             params.append(field.get_db_prep_save(value, connection))
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
     sql = (
         f"INSERT INTO {Message._meta.db_table} ({columns}) SELECT {', '.join(selects)} FROM {source} "
         "ON CONFLICT DO NOTHING RETURNING id"
@@ -449,7 +453,7 @@ def _messages_insert(values: dict[str, list[object]], fixed: dict[str, object]) 
         return [pk for (pk,) in cursor.fetchall()]
 
 
-def _messages_create_portable(values: dict[str, list[object]], fixed: dict[str, object]) -> list[int]:
+def _messages_create_portable(values: dict[str, list[Any]], fixed: dict[str, object]) -> list[int]:
     """Other databases (SQLite): skip the pairs that exist, bulk-create the rest; on a race, one by one."""
     pairs = list(zip(values["enrollment_id"], values["step_id"], strict=True))
     existing = set(
