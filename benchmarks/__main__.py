@@ -3,7 +3,7 @@
 python -m benchmarks [--enrollments 20000] [--messages 2000] [--workers 2] [--e2e-messages 20000]   # all
 python -m benchmarks scheduler --enrollments 200000                                                   # one
 python -m benchmarks sender --messages 20000
-python -m benchmarks endtoend --messages 20000 [--workers 1] [--concurrency 4]
+python -m benchmarks endtoend --messages 20000 [--workers 1] [--concurrency 2]
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ def machine() -> str:
     return (
         f"machine: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, {cpu}; "
         f"{ram:.1f} GiB RAM; "
-        f"Python {platform.python_version()}; PostgreSQL {postgres}; Redis {redis_version}"
+        f"Python {platform.python_version()}; PostgreSQL {postgres}; Redis {redis_version}; "
+        f"load average {os.getloadavg()[0]:.1f} (other work on the machine)"
     )
 
 
