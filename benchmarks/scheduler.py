@@ -22,7 +22,7 @@ BARE_CLAIM = """
 BARE_ADVANCE = "UPDATE sequences_enrollment SET next_run_at = NULL WHERE id = ANY(%s)"
 
 
-def bare_claim_loop(*, now, batch_size: int = 500) -> int:
+def bare_claim_loop(*, now, batch_size: int) -> int:
     from django.db import connection, transaction
 
     total = 0
@@ -57,7 +57,7 @@ FLOOR_ADVANCE = """
 """
 
 
-def floor_loop(*, now, batch_size: int = 500) -> int:
+def floor_loop(*, now, batch_size: int) -> int:
     from django.db import connection, transaction
 
     from sequences.models import Message
@@ -90,10 +90,11 @@ def run(enrollments: int, profile_top: int = 0) -> dict[str, float]:
     from django.utils import timezone
 
     from sequences.models import Message
-    from sequences.scheduler import enrollments_process_due
+    from sequences.scheduler import DEFAULT_BATCH_SIZE, enrollments_process_due
 
     common.reset()
-    print(f"\n== Scheduler: {enrollments:,} due enrollments, one-step sequence, PostgreSQL ==")
+    print(f"\n== Scheduler: {enrollments:,} due enrollments, one-step sequence, PostgreSQL, "
+          f"batches of {DEFAULT_BATCH_SIZE:,} (all three loops) ==")  # fmt: skip
     started = time.perf_counter()
     workspace, product_seq, product_step = common.one_step_sequence("Product")
     _, baseline_seq, baseline_step = common.one_step_sequence("Baseline")
@@ -111,11 +112,11 @@ def run(enrollments: int, profile_top: int = 0) -> dict[str, float]:
     print(f"set-up: {time.perf_counter() - started:.1f}s")
 
     started = time.perf_counter()
-    floor = floor_loop(now=now - timedelta(minutes=90))
+    floor = floor_loop(now=now - timedelta(minutes=90), batch_size=DEFAULT_BATCH_SIZE)
     floor_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    bare = bare_claim_loop(now=now - timedelta(minutes=30))
+    bare = bare_claim_loop(now=now - timedelta(minutes=30), batch_size=DEFAULT_BATCH_SIZE)
     bare_seconds = time.perf_counter() - started
 
     profile = cProfile.Profile() if profile_top else None

@@ -39,7 +39,7 @@ from subscribers.services import event_record, events_record_many
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 500
+DEFAULT_BATCH_SIZE = 1000  # 1,000 rows per transaction: a third faster than 500 here (docs/benchmarks.md)
 EMPTY_WINDOW_REASON = "the send window is empty (no day or hour is open)"
 SUPPRESSED_REASON = "suppressed"
 
