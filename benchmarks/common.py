@@ -66,6 +66,22 @@ def reset() -> None:
         cursor.execute("TRUNCATE accounts_workspace CASCADE")
 
 
+def oldest_transaction() -> str:
+    """The oldest open transaction on the server (any database): while it is open, no row version that
+    dies after it began can be vacuumed or skipped in an index, which slows every claim loop."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT datname, EXTRACT(EPOCH FROM now() - xact_start) FROM pg_stat_activity "
+            "WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid() ORDER BY xact_start LIMIT 1"
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return "oldest other open transaction on the server: none"
+    return f"oldest other open transaction on the server: {row[1]:,.0f}s old (database {row[0]})"
+
+
 def analyze() -> None:
     from django.db import connection
 

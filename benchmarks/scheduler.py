@@ -110,6 +110,7 @@ def run(enrollments: int, profile_top: int = 0) -> dict[str, float]:
     common.enrollments_create(product_seq, product_step, subscribers, due_at=now)
     common.analyze()
     print(f"set-up: {time.perf_counter() - started:.1f}s")
+    print(common.oldest_transaction())
 
     started = time.perf_counter()
     floor = floor_loop(now=now - timedelta(minutes=90), batch_size=DEFAULT_BATCH_SIZE)

@@ -95,10 +95,16 @@ def enrollments_process_due(
     now = now or timezone.now()
     total = ProcessResult()
     batches = 0
+    # Batches come in due order, so each one starts where the last one's due times ended: the index
+    # entries of the rows already processed (dead until vacuum) are not walked again on every claim.
+    # A row skipped meanwhile (locked by another scheduler that then rolled back, or of a sequence
+    # resumed during the run) is due on the next tick.
+    after: datetime | None = None
     while max_batches is None or batches < max_batches:
-        result, due_again = _batch_process(now=now, batch_size=batch_size)
+        result, due_again, last_due = _batch_process(now=now, batch_size=batch_size, after=after)
         total += result
         batches += 1
+        after = last_due or after
         # A short batch means nothing was left, unless a step without delay came due again right away.
         if result.claimed < batch_size and not due_again:
             break
@@ -114,7 +120,7 @@ def enrollments_process(*, enrollment_ids: Iterable[int], now: datetime | None =
     for start in range(0, len(ids), DEFAULT_BATCH_SIZE):
         chunk = ids[start : start + DEFAULT_BATCH_SIZE]
         while True:
-            result, due_again = _batch_process(now=now, batch_size=len(chunk), enrollment_ids=chunk)
+            result, due_again, _ = _batch_process(now=now, batch_size=len(chunk), enrollment_ids=chunk)
             total += result
             if not due_again:
                 break
@@ -136,12 +142,15 @@ def _due(now: datetime) -> Q:
 
 @transaction.atomic
 def _batch_process(
-    *, now: datetime, batch_size: int, enrollment_ids: list[int] | None = None
-) -> tuple[ProcessResult, bool]:
-    """One claimed batch, processed in one transaction; and whether some of it is due again already."""
+    *, now: datetime, batch_size: int, enrollment_ids: list[int] | None = None, after: datetime | None = None
+) -> tuple[ProcessResult, bool, datetime | None]:
+    """One claimed batch (due at or after `after`, when given), processed in one transaction; whether some
+    of it is due again already, and the latest due time it claimed."""
     claim = Enrollment.objects.filter(_due(now))
     if enrollment_ids is not None:
         claim = claim.filter(pk__in=enrollment_ids)
+    if after is not None:
+        claim = claim.filter(next_run_at__gte=after)
     rows = [
         _Row(*values)
         for values in claim.select_for_update(skip_locked=True, of=("self",))
@@ -149,10 +158,11 @@ def _batch_process(
         .values_list(*_Row.CLAIMED)[:batch_size]
     ]
     if not rows:
-        return ProcessResult(), False
+        return ProcessResult(), False, None
+    last_due = rows[-1].due_at
     related = _Related.load(rows)
     result = _batch_handle(rows, related=related, now=now)
-    return result, any(row.next_run_at is not None and row.next_run_at <= now for row in rows)
+    return result, any(row.next_run_at is not None and row.next_run_at <= now for row in rows), last_due
 
 
 class _Row:
@@ -160,16 +170,16 @@ class _Row:
     their subscribers, was most of the scheduler's time), and the state it moves to."""
 
     CLAIMED = ("id", "workspace_id", "sequence_id", "subscriber_id", "current_step_id", "enrolled_at",
-               "subscriber__email", "subscriber__status", "subscriber__time_zone")  # fmt: skip
-    __slots__ = (*CLAIMED[:6], "email", "subscriber_status", "time_zone",
+               "next_run_at", "subscriber__email", "subscriber__status", "subscriber__time_zone")  # fmt: skip
+    __slots__ = (*CLAIMED[:6], "due_at", "email", "subscriber_status", "time_zone",
                  "status", "next_run_at", "finished_at", "exit_reason")  # fmt: skip
 
     def __init__(
         self, id: int, workspace_id: int, sequence_id: int, subscriber_id: int, current_step_id: int | None,
-        enrolled_at: datetime, email: str, subscriber_status: str, time_zone: str,
+        enrolled_at: datetime, due_at: datetime, email: str, subscriber_status: str, time_zone: str,
     ) -> None:  # fmt: skip
         self.id, self.workspace_id, self.sequence_id, self.subscriber_id = id, workspace_id, sequence_id, subscriber_id
-        self.current_step_id, self.enrolled_at = current_step_id, enrolled_at
+        self.current_step_id, self.enrolled_at, self.due_at = current_step_id, enrolled_at, due_at
         self.email, self.subscriber_status, self.time_zone = email, subscriber_status, time_zone
         self.status: str = EnrollmentStatus.ACTIVE
         self.next_run_at: datetime | None = None
