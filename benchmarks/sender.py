@@ -35,9 +35,9 @@ def queue_messages(n: int, name: str) -> None:
     common.analyze()
 
 
-def prebuilt(n: int) -> list[EmailMessage]:
+def prebuilt(n: int, offset: int = 0) -> list[EmailMessage]:
     messages = []
-    for i in range(n):
+    for i in range(offset, offset + n):
         message = EmailMessage()
         message["From"] = "Acme <news@acme.test>"
         message["To"] = f"s{i}@example.org"
