@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from benchmarks import common
 from benchmarks.sink import open_sink
@@ -59,6 +60,7 @@ class Workers:
     def __init__(self, count: int, concurrency: int, smtp_port: int) -> None:
         self.count, self.concurrency, self.smtp_port = count, concurrency, smtp_port
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs: list[IO[bytes]] = []
 
     def __enter__(self) -> Workers:
         env = {
@@ -104,6 +106,8 @@ class Workers:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for log in self.logs:
+            log.close()
 
 
 def broker_purge() -> None:
