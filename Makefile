@@ -52,7 +52,8 @@ check: $(STAMP_DEV)
 schema: $(STAMP_RUN)
 	$(PY) manage.py spectacular --file var/schema.yml
 
-# Benchmarks on PostgreSQL (database es_bench, created if missing); not part of `make test`.
+# Benchmarks on PostgreSQL (database es_bench, created if missing), Redis (127.0.0.1:6379 db 9, emptied) and
+# Celery workers; not part of `make test`. One of them: make bench BENCH_ARGS="endtoend --messages 20000".
 # Larger runs: make bench BENCH_ARGS="--enrollments 200000 --messages 20000". Results: docs/benchmarks.md.
 bench: $(STAMP_DEV)
 	$(PY) -m benchmarks $(BENCH_ARGS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import time
 from datetime import timedelta
 
@@ -32,12 +33,53 @@ def setup_django() -> None:
     scheduler._messages_callbacks.clear()
 
 
+def machine() -> str:
+    from django.db import connection
+
+    with open("/proc/cpuinfo") as f:
+        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
+    with open("/proc/meminfo") as f:
+        ram = next(int(line.split()[1]) for line in f if line.startswith("MemTotal")) / 2**20
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        postgres = cursor.fetchone()[0]
+    try:
+        import redis
+
+        client = redis.Redis.from_url(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/9"))
+        redis_version = client.info("server")["redis_version"]
+    except Exception as exc:  # noqa: BLE001 - report why it is unknown; the e2e run will fail loudly
+        redis_version = f"unknown ({type(exc).__name__})"
+    return (
+        f"machine: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, {cpu}; "
+        f"{ram:.1f} GiB RAM; "
+        f"Python {platform.python_version()}; PostgreSQL {postgres}; Redis {redis_version}; "
+        f"load average {os.getloadavg()[0]:.1f} (other work on the machine)"
+    )
+
+
 def reset() -> None:
     """Empty the workspace-owned tables so every run starts from the same size."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE accounts_workspace CASCADE")
+
+
+def oldest_transaction() -> str:
+    """The oldest open transaction on the server (any database): while it is open, no row version that
+    dies after it began can be vacuumed or skipped in an index, which slows every claim loop."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT datname, EXTRACT(EPOCH FROM now() - xact_start) FROM pg_stat_activity "
+            "WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid() ORDER BY xact_start LIMIT 1"
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return "oldest other open transaction on the server: none"
+    return f"oldest other open transaction on the server: {row[1]:,.0f}s old (database {row[0]})"
 
 
 def analyze() -> None:

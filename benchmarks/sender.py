@@ -35,9 +35,9 @@ def queue_messages(n: int, name: str) -> None:
     common.analyze()
 
 
-def prebuilt(n: int) -> list[EmailMessage]:
+def prebuilt(n: int, offset: int = 0) -> list[EmailMessage]:
     messages = []
-    for i in range(n):
+    for i in range(offset, offset + n):
         message = EmailMessage()
         message["From"] = "Acme <news@acme.test>"
         message["To"] = f"s{i}@example.org"
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="also run this many worker processes (1: skip)")
     args = parser.parse_args(argv)
     common.setup_django()
+    print(common.machine())
     run(args.messages, args.batch, args.workers)
 
 

@@ -163,6 +163,17 @@ def test_due_work_is_processed_in_batches_until_none_is_left(active_sequence):
     assert enrollments_process_due(now=MONDAY, batch_size=3, max_batches=1).claimed == 0
 
 
+def test_batches_in_due_order_take_every_row_whatever_its_due_time_and_ties_across_batches(active_sequence):
+    # Each batch claims from the last one's latest due time on: equal due times split across batches
+    # and earlier ones must all still be taken.
+    times = [MONDAY - timedelta(hours=3), MONDAY - timedelta(hours=1), MONDAY, MONDAY, MONDAY, MONDAY, MONDAY]
+    for at in times:
+        due_enrollment(active_sequence, at=at)
+    result = enrollments_process_due(now=MONDAY, batch_size=2)
+    assert (result.claimed, result.messages_created) == (7, 7)
+    assert Enrollment.objects.filter(next_run_at__lte=MONDAY).count() == 0
+
+
 def test_max_batches_bounds_a_run(active_sequence):
     for _ in range(5):
         due_enrollment(active_sequence)
