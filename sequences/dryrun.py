@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from core.errors import NotFound, ValidationFailed
 from sequences.models import Enrollment, EnrollmentStatus, Sequence, SequenceStatus, Step
-from sequences.scheduler import SUBSCRIBER_UNUSED, _goals_reached, _step_after, _suppressed
+from sequences.scheduler import _goals_reached, _Related, _Row, _step_after, _suppressed
 from sequences.windows import next_send_opening, zone_or_utc
 from subscribers.models import SubscriberStatus
 
@@ -143,6 +143,10 @@ def sequence_dry_run(
     )  # fmt: skip
     steps = list(Step.objects.filter(sequence=sequence).select_related("template").order_by("position", "id"))
     by_id = {step.pk: step for step in steps}
+    related = _Related(
+        workspaces={workspace.pk: workspace}, sequences={sequence.pk: sequence}, steps={sequence.pk: steps},
+        step_by_id=by_id,
+    )  # fmt: skip
 
     active = Enrollment.objects.filter(workspace=workspace, sequence=sequence, status=EnrollmentStatus.ACTIVE)
     if subscriber_ids is not None:
@@ -151,18 +155,17 @@ def sequence_dry_run(
     while True:
         budget = DRY_RUN_MAX_ENROLLMENTS - result.enrollments_examined
         chunk = list(
-            active.filter(pk__gt=cursor)
-            .select_related("subscriber")
-            .defer(*SUBSCRIBER_UNUSED)
-            .order_by("pk")[: min(DRY_RUN_CHUNK, budget)]
+            active.filter(pk__gt=cursor).select_related("subscriber").order_by("pk")[: min(DRY_RUN_CHUNK, budget)]
         )
         if not chunk:
             return result
         for enrollment in chunk:  # what the scheduler's batch attaches, from what is loaded once here
             enrollment.workspace = workspace
             enrollment.sequence = sequence
-        suppressed = _suppressed(chunk)
-        goals = _goals_reached(chunk)
+        # The scheduler's own checks, on the same plain rows it builds for a claimed batch.
+        rows = [_scheduler_row(enrollment) for enrollment in chunk]
+        suppressed = _suppressed(rows)
+        goals = _goals_reached(rows, related=related)
         for enrollment in chunk:
             reason, planned = _simulate(
                 enrollment, steps=steps, by_id=by_id, now=now, horizon=horizon,
@@ -186,6 +189,17 @@ def sequence_dry_run(
                     result.truncated = True
                     result.next_after_enrollment_id = cursor
                 return result
+
+
+def _scheduler_row(enrollment: Enrollment) -> _Row:
+    subscriber = enrollment.subscriber
+    # The due time plays no part in the checks; an enrollment never scheduled is reported by _simulate.
+    due_at = enrollment.next_run_at or enrollment.enrolled_at
+    return _Row(
+        enrollment.pk, enrollment.workspace_id, enrollment.sequence_id, enrollment.subscriber_id,
+        enrollment.current_step_id, enrollment.enrolled_at, due_at, subscriber.email,
+        subscriber.status, subscriber.time_zone,
+    )  # fmt: skip
 
 
 def _simulate(
