@@ -1,9 +1,10 @@
-"""Celery tasks of sequences: the scheduler's beat tick, and processing enrollments that are due now."""
+"""Celery tasks of sequences: the scheduler's beat tick, enrollments due now, and the campaigns tick."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from sequences.campaigns import campaigns_tick
 from sequences.scheduler import enrollments_process, enrollments_process_due
 
 
@@ -17,3 +18,9 @@ def scheduler_tick() -> dict[str, int]:
 def enrollments_process_task(enrollment_ids: list[int]) -> dict[str, int]:
     """Process these enrollments now if they are still due (enqueued after a zero-delay enrollment commits)."""
     return enrollments_process(enrollment_ids=enrollment_ids).as_dict()
+
+
+@shared_task(name="sequences.tasks.campaigns_tick", ignore_result=True)
+def campaigns_tick_task() -> dict[str, list[int]]:
+    """Start due scheduled campaigns and mark finished ones sent (scheduled in config.schedules)."""
+    return campaigns_tick().as_dict()
