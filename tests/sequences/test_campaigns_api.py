@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from accounts.models import Role
 from sequences.models import Campaign, CampaignStatus, Message, MessageStatus
@@ -187,3 +190,30 @@ def test_marketer_runs_campaigns(client_for, workspace, template, news):
     marketer = client_for(workspace, Role.MARKETER)
     url = f"/api/v1/campaigns/{create(marketer, template, news)['id']}"
     assert marketer.post(f"{url}/start").json()["status"] == "sending"
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+dates = st.sampled_from(
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2999-01-01T00:00:00Z", "2001-01-01", "now", ""]
+)
+scalars = st.none() | st.booleans() | st.integers() | finite | st.text(max_size=20) | dates
+json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4), max_leaves=8)
+FIELDS = ["name", "template", "lists", "tags", "exclude_lists", "exclude_tags", "high_priority", "scheduled_at"]
+bodies = st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=5) | json_values
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+@given(body=bodies)
+def test_arbitrary_json_never_causes_a_server_error(api, template, news, body):
+    cache.clear()  # many requests: stay under the throttle
+    draft = Campaign.objects.create(workspace=template.workspace, name="Draft", template=template)
+    draft.lists.set([news.pk])
+    calls = [
+        ("post", "/api/v1/campaigns"),
+        ("patch", f"/api/v1/campaigns/{draft.pk}"),
+        ("put", f"/api/v1/campaigns/{draft.pk}"),
+        ("post", f"/api/v1/campaigns/{draft.pk}/schedule"),
+    ]
+    for method, url in calls:
+        response = getattr(api, method)(url, body, format="json")
+        assert response.status_code < 500, (method, url, body, response.content)
