@@ -10,8 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value
-from django.db.models.functions import Lower, StrIndex, Substr
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -204,59 +203,97 @@ def campaign_delete(*, workspace: Workspace, campaign: Campaign) -> None:
 # Audience ---------------------------------------------------------------------------------------
 
 
-def campaign_audience(*, campaign: Campaign) -> QuerySet[Subscriber]:
-    """The subscribers the campaign would go to now: active subscribers of its workspace with a
-    `subscribed` membership in any of its lists or any of its tags, minus members (subscribed or
-    pending) of an excluded list, anyone with an excluded tag, and suppressed addresses and domains.
+def _ids_after(queryset: QuerySet, last: int, size: int) -> list[int]:
+    return list(
+        queryset.filter(subscriber_id__gt=last).order_by("subscriber_id").values_list("subscriber_id", flat=True)[:size]
+    )
 
-    A query, not a list: callers count it or read it in chunks.
+
+def campaign_recipients(*, campaign: Campaign, chunk_size: int = 0) -> Iterator[list[tuple[int, str]]]:
+    """The campaign's audience as it is now, in chunks of (subscriber id, email) by ascending id.
+
+    The audience: active subscribers of the workspace with a `subscribed` membership in any of its
+    lists or any of its tags; minus members (subscribed or pending) of an excluded list, anyone with
+    an excluded tag, and suppressed addresses and domains.
+
+    Each chunk costs a handful of single-table queries with bounded id lists, each answered by an
+    index: candidates by keyset over the memberships and tag rows, then the subscribers' status, the
+    exclusions and the suppressions of just those ids. Memory stays one chunk whatever the audience
+    size, and no plan can degrade into a join over whole lists when table statistics are stale
+    (a big import moments ago).
     """
+    size = chunk_size or MATERIALIZE_CHUNK_SIZE
     ids = _audience_ids(campaign)
     workspace_id = campaign.workspace_id
-    tagged = Subscriber.tags.through.objects
-    include = Q(pk__in=[])
+    tag_rows = Subscriber.tags.through.objects
+    sources: list[QuerySet] = []
     if ids["lists"]:
-        include |= Q(
-            pk__in=ListMembership.objects.filter(
-                mailing_list_id__in=ids["lists"], status=MembershipStatus.SUBSCRIBED
-            ).values("subscriber_id")
+        sources.append(
+            ListMembership.objects.filter(mailing_list_id__in=ids["lists"], status=MembershipStatus.SUBSCRIBED)
         )
     if ids["tags"]:
-        include |= Q(pk__in=tagged.filter(tag_id__in=ids["tags"]).values("subscriber_id"))
-    audience = Subscriber.objects.filter(include, workspace_id=workspace_id, status=SubscriberStatus.ACTIVE)
+        sources.append(tag_rows.filter(tag_id__in=ids["tags"]))
+    last = 0
+    while sources:
+        candidates: set[int] = set()
+        for source in sources:
+            candidates.update(_ids_after(source, last, size))
+        if not candidates:
+            return
+        # Every id up to the size-th smallest was returned by each source that holds it.
+        chunk_ids = sorted(candidates)[:size]
+        last = chunk_ids[-1]
+        recipients = _recipients_among(campaign, workspace_id, ids, chunk_ids)
+        if recipients:
+            yield recipients
+
+
+def _recipients_among(
+    campaign: Campaign, workspace_id: int, ids: dict[str, list[int]], chunk_ids: list[int]
+) -> list[tuple[int, str]]:
+    rows = list(
+        Subscriber.objects.filter(pk__in=chunk_ids, workspace_id=workspace_id, status=SubscriberStatus.ACTIVE)
+        .order_by("pk")
+        .values_list("pk", "email")
+    )
+    if not rows:
+        return []
+    present = [pk for pk, _ in rows]
+    excluded: set[int] = set()
     if ids["exclude_lists"]:
-        audience = audience.exclude(
-            pk__in=ListMembership.objects.filter(mailing_list_id__in=ids["exclude_lists"])
+        excluded.update(
+            ListMembership.objects.filter(mailing_list_id__in=ids["exclude_lists"], subscriber_id__in=present)
             .exclude(status=MembershipStatus.UNSUBSCRIBED)
-            .values("subscriber_id")
+            .values_list("subscriber_id", flat=True)
         )
     if ids["exclude_tags"]:
-        audience = audience.exclude(pk__in=tagged.filter(tag_id__in=ids["exclude_tags"]).values("subscriber_id"))
-    email = Lower(OuterRef("email"))
-    domain = Substr(email, StrIndex(email, Value("@")) + 1)
-    suppressions = Suppression.objects.filter(workspace_id=workspace_id)
-    return audience.filter(
-        ~Exists(suppressions.filter(kind=SuppressionKind.EMAIL, value=email)),
-        ~Exists(suppressions.filter(kind=SuppressionKind.DOMAIN, value=domain)),
+        excluded.update(
+            Subscriber.tags.through.objects.filter(
+                tag_id__in=ids["exclude_tags"], subscriber_id__in=present
+            ).values_list("subscriber_id", flat=True)
+        )
+    # Suppression values are lower-cased; the domain is what follows the last "@" (as the sender reads it).
+    addresses = {pk: email.strip().lower() for pk, email in rows}
+    domains = {address.rpartition("@")[2] for address in addresses.values()}
+    suppressed = set(
+        Suppression.objects.filter(workspace_id=workspace_id)
+        .filter(
+            Q(kind=SuppressionKind.EMAIL, value__in=set(addresses.values()))
+            | Q(kind=SuppressionKind.DOMAIN, value__in=domains)
+        )
+        .values_list("value", flat=True)
     )
+    return [
+        (pk, email)
+        for pk, email in rows
+        if pk not in excluded and addresses[pk] not in suppressed and addresses[pk].rpartition("@")[2] not in suppressed
+    ]
 
 
 def campaign_audience_count(*, workspace: Workspace, campaign: Campaign) -> int:
     """How many subscribers the campaign would go to if it started now; creates nothing."""
     _own(campaign, workspace)
-    return campaign_audience(campaign=campaign).count()
-
-
-def _audience_chunks(campaign: Campaign, size: int) -> Iterator[list[tuple[int, str]]]:
-    # Keyset pagination over the audience by id: one bounded chunk of (id, email) in memory at a time.
-    audience = campaign_audience(campaign=campaign).order_by("pk")
-    last = 0
-    while True:
-        chunk = list(audience.filter(pk__gt=last).values_list("pk", "email")[:size])
-        if not chunk:
-            return
-        yield chunk
-        last = chunk[-1][0]
+    return sum(len(chunk) for chunk in campaign_recipients(campaign=campaign))
 
 
 # Schedule and start -----------------------------------------------------------------------------
@@ -327,7 +364,7 @@ def _materialize(campaign: Campaign, now: datetime) -> int:
         # The raw subject, for lists and the admin until the sender renders the real one.
         "subject": template.subject, "status": MessageStatus.QUEUED, "send_after": now, "created_at": now,
     }  # fmt: skip
-    for chunk in _audience_chunks(campaign, MATERIALIZE_CHUNK_SIZE):
+    for chunk in campaign_recipients(campaign=campaign):
         rows = [Message(subscriber_id=subscriber_id, to_email=email, **fields) for subscriber_id, email in chunk]
         Message.objects.bulk_create(rows, ignore_conflicts=True)
     return Message.objects.filter(campaign=campaign).count() - before
