@@ -485,6 +485,19 @@ def campaign_cancel(*, workspace: Workspace, campaign: Campaign) -> Campaign:
     return campaign
 
 
+def campaign_message_hold(*, campaign_status: str) -> dict[str, Any] | None:
+    """What a claimed, not yet sent message of a campaign in this status must become instead of being
+    sent (for the sender's re-check before each chunk): paused -> waits as pause left it (so resume
+    finds it), cancelled -> suppressed; None: send it."""
+    if campaign_status == CampaignStatus.PAUSED:
+        return {
+            "status": MessageStatus.DEFERRED, "send_after": PAUSED_SEND_AFTER, "deferred_reason": PAUSED_REASON,
+        }  # fmt: skip
+    if campaign_status == CampaignStatus.CANCELLED:
+        return {"status": MessageStatus.SUPPRESSED, "last_error": CANCELLED_ERROR, "deferred_reason": ""}
+    return None
+
+
 # The beat tick ----------------------------------------------------------------------------------
 
 

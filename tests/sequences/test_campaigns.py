@@ -359,6 +359,23 @@ def test_a_paused_campaign_can_be_cancelled_and_its_paused_messages_never_go(smt
     assert smtp.messages == []
 
 
+def test_a_message_claimed_before_a_pause_can_be_put_where_resume_finds_it(smtp, workspace, template, news, audience):
+    # What the sender's per-chunk re-check applies to a claimed message of a paused or cancelled campaign.
+    assert campaigns.campaign_message_hold(campaign_status=CampaignStatus.SENDING) is None
+    campaign = campaign_for(workspace, template, lists=[news.pk])
+    campaign_start(workspace=workspace, campaign=campaign)
+    [held] = messages_claim(worker="w1", limit=1, lease_seconds=300)
+    campaign_pause(workspace=workspace, campaign=campaign)
+    hold = campaigns.campaign_message_hold(campaign_status=CampaignStatus.PAUSED)
+    Message.objects.filter(pk=held).update(**hold, lease_owner="", lease_expires_at=None)
+
+    campaign_resume(workspace=workspace, campaign=campaign)
+    assert len(send_some(100)) == 6
+    assert emails_by_recipient(smtp) == Counter({s.email: 1 for s in audience})
+    cancelled = campaigns.campaign_message_hold(campaign_status=CampaignStatus.CANCELLED)
+    assert cancelled["status"] == MessageStatus.SUPPRESSED
+
+
 @pytest.mark.parametrize(
     ("status", "transition"),
     [
