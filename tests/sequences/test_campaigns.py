@@ -484,3 +484,34 @@ def test_admin_form_refuses_another_workspaces_template_and_an_empty_audience(
     errors = response.context["adminform"].form.errors
     assert set(errors) == {"template", "lists"}
     assert not Campaign.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not connection.features.has_select_for_update_skip_locked, reason="needs SKIP LOCKED")
+def test_a_tick_skips_a_campaign_another_tick_is_starting(workspace, template, news, audience):
+    import threading
+
+    from django.db import close_old_connections, transaction
+
+    at = timezone.now() + timedelta(hours=1)
+    campaign = campaign_schedule(
+        workspace=workspace, campaign=campaign_for(workspace, template, lists=[news.pk]), at=at
+    )
+    results = []
+
+    def other_tick() -> None:
+        try:
+            results.append(campaigns_tick(now=at))
+        finally:
+            close_old_connections()
+
+    with transaction.atomic():
+        Campaign.objects.select_for_update().get(pk=campaign.pk)  # "another tick" holds the row
+        thread = threading.Thread(target=other_tick)
+        thread.start()
+        thread.join(timeout=120)  # a guard against hanging, not a measurement
+        assert not thread.is_alive()  # it did not wait for the lock
+    assert results[0].started == []
+    assert not Message.objects.exists()
+    assert campaigns_tick(now=at).started == [campaign.pk]
+    assert Message.objects.filter(campaign=campaign).count() == 6
