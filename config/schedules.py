@@ -25,6 +25,7 @@ def schedules() -> list[Schedule]:
         Schedule("worker heartbeat", "config.tasks.worker_heartbeat", settings.WORKER_HEARTBEAT_INTERVAL),
         Schedule("purge idempotency records", "accounts.tasks.idempotency_records_purge_task", 3600),
         Schedule("sequence scheduler", "sequences.tasks.scheduler_tick", settings.SCHEDULER_TICK_SECONDS),
+        Schedule("campaigns", "sequences.tasks.campaigns_tick", settings.SCHEDULER_TICK_SECONDS),
         Schedule("dispatch messages", "sequences.delivery.tasks.messages_dispatch", settings.DELIVERY_TICK_SECONDS),
     ]
 

@@ -152,6 +152,13 @@ def template_delete(*, workspace: Workspace, template: Template) -> None:
             code="template_in_use",
             details={"sequences": used_by},
         )
+    campaigns = sorted(set(template.campaigns.values_list("name", flat=True)))
+    if campaigns:
+        raise Conflict(
+            f"The template is used by the campaigns {', '.join(campaigns)}; change or delete those first.",
+            code="template_in_use",
+            details={"campaigns": campaigns},
+        )
     template.delete()
 
 

@@ -1,4 +1,4 @@
-"""Celery tasks of sequences: the scheduler's beat tick, processing enrollments due now, and backfills."""
+"""Celery tasks of sequences: the scheduler's beat tick, enrollments due now, backfills, and the campaigns tick."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 
+from sequences.campaigns import campaigns_tick
 from sequences.scheduler import enrollments_process, enrollments_process_due
 
 logger = logging.getLogger(__name__)
@@ -42,3 +43,9 @@ def sequence_backfill_task(workspace_id: int, sequence_id: int, list_id: int, st
         return {"error": exc.message}
     logger.info("backfill of sequence %s from list %s: %d enrolled", sequence_id, list_id, result.enrolled)
     return {"enrolled": result.enrolled, "members": result.members, "skipped": dict(result.skipped)}
+
+
+@shared_task(name="sequences.tasks.campaigns_tick", ignore_result=True)
+def campaigns_tick_task() -> dict[str, list[int]]:
+    """Start due scheduled campaigns and mark finished ones sent (scheduled in config.schedules)."""
+    return campaigns_tick().as_dict()

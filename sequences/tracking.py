@@ -74,6 +74,7 @@ def _message_event_ids(message: Message) -> dict[str, Any]:
         "message_id": message.pk,
         "sequence_id": message.enrollment.sequence_id if message.enrollment else None,
         "step_id": message.step_id,
+        "campaign_id": message.campaign_id,
     }
 
 
