@@ -15,6 +15,8 @@ from enum import StrEnum
 from django.conf import settings
 from django.core import signing
 
+from core.base62 import b62_decode, b62_encode
+
 
 class TokenPurpose(StrEnum):
     OPEN = "open"
@@ -33,32 +35,11 @@ def _signer(purpose: TokenPurpose) -> signing.Signer:
     return signing.Signer(salt=f"email-sequence.tracking.{purpose.value}")
 
 
-BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def _b62(number: int) -> str:
-    digits = ""
-    while True:
-        number, remainder = divmod(number, 62)
-        digits = BASE62[remainder] + digits
-        if number == 0:
-            return digits
-
-
-def _from_b62(text: str) -> int:
-    if not text or len(text) > 16:
-        raise ValueError("bad number")
-    value = 0
-    for char in text:
-        value = value * 62 + BASE62.index(char)
-    return value
-
-
 def token_make(*, purpose: TokenPurpose, message_id: int, link_index: int | None = None) -> str:
     """A short URL-safe token: `<message>[-<link>]:<signature>` (base62 numbers)."""
     if (purpose is TokenPurpose.CLICK) != (link_index is not None):
         raise ValueError("click tokens, and only they, carry a link index")
-    payload = _b62(message_id) + (f"-{_b62(link_index)}" if link_index is not None else "")
+    payload = b62_encode(message_id) + (f"-{b62_encode(link_index)}" if link_index is not None else "")
     return _signer(purpose).sign(payload)
 
 
@@ -66,8 +47,8 @@ def token_read(*, purpose: TokenPurpose, token: str) -> TokenClaims | None:
     try:
         payload = _signer(purpose).unsign(token)
         message_part, _, link_part = payload.partition("-")
-        message_id = _from_b62(message_part)
-        link_index = _from_b62(link_part) if link_part else None
+        message_id = b62_decode(message_part)
+        link_index = b62_decode(link_part) if link_part else None
     except (signing.BadSignature, ValueError):
         return None
     if (purpose is TokenPurpose.CLICK) != (link_index is not None):
@@ -98,7 +79,7 @@ def _confirm_signer() -> signing.TimestampSigner:
 def confirm_token_make(*, subscriber_id: int, list_id: int | None = None) -> str:
     """A double opt-in confirmation token: `<subscriber>[-<list>]:<time>:<signature>`; it expires
     (`confirm_token_read`'s max_age), unlike the message tokens."""
-    payload = _b62(subscriber_id) + (f"-{_b62(list_id)}" if list_id is not None else "")
+    payload = b62_encode(subscriber_id) + (f"-{b62_encode(list_id)}" if list_id is not None else "")
     return _confirm_signer().sign(payload)
 
 
@@ -108,7 +89,7 @@ def confirm_token_read(*, token: str, max_age: timedelta) -> ConfirmClaims | Non
         payload = _confirm_signer().unsign(token, max_age=max_age)
         subscriber_part, _, list_part = payload.partition("-")
         return ConfirmClaims(
-            subscriber_id=_from_b62(subscriber_part), list_id=_from_b62(list_part) if list_part else None
+            subscriber_id=b62_decode(subscriber_part), list_id=b62_decode(list_part) if list_part else None
         )
     except (signing.BadSignature, ValueError):  # SignatureExpired is a BadSignature
         return None

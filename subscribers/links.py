@@ -11,36 +11,23 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import signing
 
+from core.base62 import b62_decode, b62_encode
+
 SUBSCRIBE_PATH = "subscribe"
 _SALT = "email-sequence.tracking.subscribe"
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def _b62(number: int) -> str:
-    digits = ""
-    while True:
-        number, remainder = divmod(number, 62)
-        digits = _ALPHABET[remainder] + digits
-        if number == 0:
-            return digits
 
 
 def mailing_list_subscribe_token(*, list_id: int) -> str:
-    return signing.Signer(salt=_SALT).sign(_b62(list_id))
+    return signing.Signer(salt=_SALT).sign(b62_encode(list_id))
 
 
 def mailing_list_id_from_subscribe_token(*, token: str) -> int | None:
     """The list id a subscribe token carries, or None for anything forged or malformed."""
     try:
         payload = signing.Signer(salt=_SALT).unsign(token)
-    except signing.BadSignature:
+        return b62_decode(payload)
+    except (signing.BadSignature, ValueError):
         return None
-    if not payload or len(payload) > 16 or any(char not in _ALPHABET for char in payload):
-        return None
-    value = 0
-    for char in payload:
-        value = value * 62 + _ALPHABET.index(char)
-    return value
 
 
 def mailing_list_subscribe_url(*, list_id: int) -> str:
