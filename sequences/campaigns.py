@@ -423,8 +423,9 @@ def campaign_start(*, workspace: Workspace, campaign: Campaign) -> StartResult:
 
 def campaign_pause(*, workspace: Workspace, campaign: Campaign) -> Campaign:
     """Stop sending: the unsent messages (queued, deferred) wait as `deferred` (reason
-    `campaign_paused`) until resumed; messages a worker already claimed (`sending`) are held the same
-    way by the sender's check before each chunk. Pausing a paused campaign changes nothing; only a sending campaign can be paused (else 409)."""
+    `campaign_paused`) until resumed; messages a worker already claimed (`sending`) are held the
+    same way by the sender's check before each chunk. Pausing a paused campaign changes nothing;
+    only a sending campaign can be paused (else 409)."""
     now = timezone.now()
     with transaction.atomic():
         campaign = _locked(workspace, campaign)

@@ -586,6 +586,55 @@ def test_a_step_inserted_after_the_subscribers_position_is_sent_next(active_sequ
     assert list(Message.objects.order_by("id").values_list("step_id", flat=True)) == [first.pk, second.pk, inserted.pk]
 
 
+def test_reordering_keeps_the_awaited_step_and_never_sends_a_step_twice(
+    active_sequence, subscriber, workspace, template
+):
+    first, second = steps_of(active_sequence)
+    third = services.step_create(
+        workspace=workspace, sequence=active_sequence, template_id=template.pk, delay_value=1, delay_unit="days"
+    )
+    enrollment = enroll(active_sequence, subscriber)
+    t1 = enrollment.next_run_at
+    enrollments_process_due(now=t1)  # first sent; now waiting for the second
+    enrollment.refresh_from_db()
+    due = enrollment.next_run_at
+
+    # The first step moves after the second: the subscriber still waits for the second, at the same time.
+    services.step_reorder(workspace=workspace, sequence=active_sequence, step_ids=[second.pk, first.pk, third.pk])
+    enrollment.refresh_from_db()
+    assert (enrollment.current_step_id, enrollment.next_run_at) == (second.pk, due)
+
+    # The second goes; then the first, now after it, was sent already: skipped; then the third.
+    for _ in range(3):
+        enrollments_process_due(now=enrollment.next_run_at)
+        enrollment.refresh_from_db()
+        if enrollment.status != "active":
+            break
+
+    steps_sent = list(Message.objects.order_by("id").values_list("step_id", flat=True))
+    assert steps_sent == [first.pk, second.pk, third.pk]
+    enrollment.refresh_from_db()
+    assert enrollment.status == "completed"
+
+
+def test_a_new_delay_applies_to_those_who_reach_the_step_afterwards(active_sequence, subscriber, workspace):
+    _first, second = steps_of(active_sequence)
+    waiting = enroll(active_sequence, subscriber)
+    enrollments_process_due(now=waiting.next_run_at)  # first sent; waiting for the second
+    waiting.refresh_from_db()
+    due_before = waiting.next_run_at
+
+    services.step_update(workspace=workspace, step=second, delay_value=10, delay_unit="days")
+
+    waiting.refresh_from_db()
+    assert waiting.next_run_at == due_before  # already scheduled: keeps its time
+    later = enroll(active_sequence, SubscriberFactory(workspace=workspace))
+    sent_at = later.next_run_at
+    enrollments_process_due(now=sent_at)
+    later.refresh_from_db()
+    assert later.next_run_at == sent_at + timedelta(days=10)
+
+
 def test_a_deleted_step_is_skipped_and_the_next_one_sent_once(active_sequence, subscriber, workspace):
     first, second = steps_of(active_sequence)
     enrollment = enroll(active_sequence, subscriber)
