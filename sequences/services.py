@@ -369,14 +369,47 @@ def sequence_archive(*, workspace: Workspace, sequence: Sequence) -> Sequence:
     if _transition(sequence, to=SequenceStatus.ARCHIVED, allowed_from=allowed):
         sequence.status = SequenceStatus.ARCHIVED
         sequence.save(update_fields=["status", "updated_at"])
-        active = Enrollment.objects.filter(sequence=sequence, status=EnrollmentStatus.ACTIVE).select_related(
-            "workspace", "subscriber"
-        )
-        # Batches rather than one cursor: every finished enrollment leaves the filtered set.
-        while batch := list(active.order_by("id")[:500]):
-            for enrollment in batch:
-                _enrollment_finish(enrollment, status=EnrollmentStatus.EXITED, reason="sequence archived")
+        _enrollments_exit_all(workspace=workspace, sequence=sequence, reason="sequence archived")
     return sequence
+
+
+ARCHIVE_CHUNK = 1000
+
+
+def _enrollments_exit_all(*, workspace: Workspace, sequence: Sequence, reason: str) -> int:
+    """Exit every active enrollment of the sequence, set-based: per chunk, one locking read, one UPDATE
+    and one insert of their `exited` events. Returns how many exited."""
+    active = (
+        Enrollment.objects.filter(sequence=sequence, status=EnrollmentStatus.ACTIVE)
+        .select_related("subscriber")
+        .only("id", "current_step_id", "subscriber__id", "subscriber__workspace_id")
+        .select_for_update(of=("self",))
+        .order_by("id")
+    )
+    exited = 0
+    # Chunks rather than one cursor: every exited enrollment leaves the filtered set.
+    while chunk := list(active[:ARCHIVE_CHUNK]):
+        now = timezone.now()
+        Enrollment.objects.filter(pk__in=[enrollment.pk for enrollment in chunk]).update(
+            status=EnrollmentStatus.EXITED, exit_reason=reason[:255], finished_at=now, next_run_at=None
+        )
+        events_record_many(
+            workspace=workspace,
+            events=[
+                Event(
+                    workspace=workspace,
+                    subscriber=enrollment.subscriber,
+                    type=EventType.EXITED,
+                    sequence_id=sequence.pk,
+                    step_id=enrollment.current_step_id,
+                    occurred_at=now,
+                    properties={"enrollment_id": enrollment.pk, "reason": reason[:255]},
+                )
+                for enrollment in chunk
+            ],
+        )
+        exited += len(chunk)
+    return exited
 
 
 # Steps

@@ -271,3 +271,21 @@ def test_idempotency_key_on_create_makes_one_sequence(api, template):
         "/api/v1/email-sequences", {**body, "name": "Other"}, format="json", HTTP_IDEMPOTENCY_KEY="seq-1"
     )
     assert changed.status_code == 409
+
+
+def test_archiving_exits_enrollments_in_chunks_with_a_few_queries_each(
+    workspace, active_sequence, monkeypatch, django_assert_max_num_queries
+):
+    from sequences import services
+
+    monkeypatch.setattr(services, "ARCHIVE_CHUNK", 4)
+    step = active_sequence.steps.first()
+    enrollments = [EnrollmentFactory(sequence=active_sequence, current_step=step) for _ in range(10)]
+
+    # 3 chunks of at most 4, each a locking read, an UPDATE and one events insert; a few more around them.
+    with django_assert_max_num_queries(16):
+        services.sequence_archive(workspace=workspace, sequence=active_sequence)
+
+    assert Enrollment.objects.filter(pk__in=[e.pk for e in enrollments], status="exited").count() == 10
+    assert Event.objects.filter(type=EventType.EXITED, sequence_id=active_sequence.pk).count() == 10
+    assert set(Event.objects.values_list("step_id", flat=True)) == {step.pk}
