@@ -738,7 +738,7 @@ def _enroll_one(
     now: datetime,
     source: str,
     suppressed: bool,
-    on_list: bool,
+    on_list: bool = True,
     latest: str | None,
 ) -> tuple[str, Enrollment | None]:
     if subscriber.status != SubscriberStatus.ACTIVE:
