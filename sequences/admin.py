@@ -116,12 +116,21 @@ class SequenceAdminForm(forms.ModelForm):
         model = Sequence
         fields = [
             "workspace", "name", "description", "send_days", "send_start_hour", "send_end_hour", "re_entry",
-            "goal_event",
+            "goal_event", "mailing_list",
         ]  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "mailing_list" in self.fields and self.instance.workspace_id is not None:
+            lists = MailingList.objects.filter(workspace=self.instance.workspace_id)
+            self.fields["mailing_list"].queryset = lists  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
+        workspace, mailing_list = cleaned.get("workspace"), cleaned.get("mailing_list")
+        if workspace is not None and mailing_list is not None and mailing_list.workspace_id != workspace.pk:
+            self.add_error("mailing_list", "Pick a list of the sequence's workspace.")
         keys = ("send_days", "send_start_hour", "send_end_hour")
         window: dict[str, Any] = {key: cleaned[key] for key in keys if key in cleaned}
         try:
@@ -225,6 +234,7 @@ class BackfillForm(forms.Form):
     def __init__(self, *args: Any, sequence: Sequence, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["mailing_list"].queryset = MailingList.objects.filter(workspace=sequence.workspace_id)  # type: ignore[attr-defined]
+        self.fields["mailing_list"].initial = sequence.mailing_list_id  # the sequence's own list, when it has one
 
 
 def _backfill_summary(result: services.BackfillResult) -> str:

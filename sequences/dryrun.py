@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from core.errors import NotFound, ValidationFailed
 from sequences.models import Enrollment, EnrollmentStatus, Sequence, SequenceStatus, Step
-from sequences.scheduler import _goals_reached, _Related, _Row, _step_after, _suppressed
+from sequences.scheduler import _goals_reached, _off_list, _Related, _Row, _step_after, _suppressed
 from sequences.windows import next_send_opening, zone_or_utc
 from subscribers.models import SubscriberStatus
 
@@ -33,6 +33,7 @@ class Blocked:
     BOUNCED = SubscriberStatus.BOUNCED.value
     COMPLAINED = SubscriberStatus.COMPLAINED.value
     SUPPRESSED = "suppressed"
+    LEFT_LIST = "left_list"
     GOAL_REACHED = "goal_reached"
     EMPTY_WINDOW = "empty_window"
     NOT_SCHEDULED = "not_scheduled"
@@ -118,7 +119,8 @@ def sequence_dry_run(
     Each enrollment walks its remaining steps from `current_step` at `next_run_at` (now when overdue):
     a step goes out at the first open hour of the send window and quiet hours on the subscriber's
     clock (`next_send_opening`, as the scheduler does), and the next step's delay counts from that send.
-    Subscribers the scheduler would exit (not active, suppressed, goal reached, empty window) send
+    Subscribers the scheduler would exit (not active, suppressed, off the sequence's list, goal reached,
+    empty window) send
     nothing and are counted in `blocked`. A paused sequence is simulated as if resumed now. Reads only.
 
     Bounded: enrollments are read `DRY_RUN_CHUNK` at a time; a page stops after `limit` rows (default
@@ -165,12 +167,13 @@ def sequence_dry_run(
         # The scheduler's own checks, on the same plain rows it builds for a claimed batch.
         rows = [_scheduler_row(enrollment) for enrollment in chunk]
         suppressed = _suppressed(rows)
+        off_list = _off_list(rows, related=related)
         goals = _goals_reached(rows, related=related)
         for enrollment in chunk:
             reason, planned = _simulate(
                 enrollment, steps=steps, by_id=by_id, now=now, horizon=horizon,
                 suppressed=(workspace.pk, enrollment.subscriber.email.lower()) in suppressed,
-                goal_reached=enrollment.pk in goals,
+                left_list=enrollment.pk in off_list, goal_reached=enrollment.pk in goals,
             )  # fmt: skip
             if result.rows and len(result.rows) + len(planned) > limit:
                 result.truncated = True
@@ -210,6 +213,7 @@ def _simulate(
     now: datetime,
     horizon: datetime,
     suppressed: bool,
+    left_list: bool,
     goal_reached: bool,
 ) -> tuple[str | None, list[PlannedSend]]:
     """(why it sends nothing, or None; the sends it would make before `horizon`), by the scheduler's rules."""
@@ -218,6 +222,8 @@ def _simulate(
         return subscriber.status, []
     if suppressed:
         return Blocked.SUPPRESSED, []
+    if left_list:
+        return Blocked.LEFT_LIST, []
     if goal_reached:
         return Blocked.GOAL_REACHED, []
     step = by_id.get(enrollment.current_step_id) if enrollment.current_step_id is not None else None

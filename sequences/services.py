@@ -63,9 +63,9 @@ UNIT_SECONDS = {
 MAX_DELAY = timedelta(days=3660)  # ten years: enough for any drip, small enough for any datetime
 
 TEMPLATE_FIELDS = frozenset({"name", "subject", "preheader", "html", "text", "from_name", "from_email"})
-SEQUENCE_FIELDS = frozenset(
-    {"name", "description", "send_days", "send_start_hour", "send_end_hour", "re_entry", "goal_event"}
-)
+SEQUENCE_FIELDS = frozenset({
+    "name", "description", "send_days", "send_start_hour", "send_end_hour", "re_entry", "goal_event", "mailing_list_id",
+})  # fmt: skip
 STEP_FIELDS = frozenset({"template_id", "name", "delay_value", "delay_unit"})
 
 
@@ -188,7 +188,9 @@ def template_preview(
 # Sequences
 
 
-def _validate_sequence_fields(fields: dict[str, Any], *, current: Sequence | None = None) -> None:
+def _validate_sequence_fields(
+    fields: dict[str, Any], *, current: Sequence | None = None, workspace: Workspace | None = None
+) -> None:
     if "name" in fields:
         fields["name"] = _require_text("name", fields["name"])
     if "re_entry" in fields and fields["re_entry"] not in ReEntry.values:
@@ -210,6 +212,16 @@ def _validate_sequence_fields(fields: dict[str, Any], *, current: Sequence | Non
     if not start < end:
         field = "send_end_hour" if "send_end_hour" in fields else "send_start_hour"
         raise ValidationFailed.for_field(field, "The send window must start before it ends (0 <= start < end <= 24).")
+    if fields.get("mailing_list_id") is not None:
+        _sequence_list_check(fields["mailing_list_id"], workspace=workspace)
+
+
+def _sequence_list_check(list_id: Any, *, workspace: Workspace | None) -> None:
+    """The sequence's list must be a list of its workspace (missing and another workspace's answer alike)."""
+    if isinstance(list_id, bool) or not isinstance(list_id, int):
+        raise ValidationFailed.for_field("mailing_list_id", "A list id, or null for no list.")
+    if workspace is None or not MailingList.objects.filter(workspace=workspace, pk=list_id).exists():
+        raise ValidationFailed.for_field("mailing_list_id", f"List {list_id} not found in this workspace.")
 
 
 def sequence_fields_validate(*, fields: dict[str, Any], current: Sequence | None = None) -> dict[str, Any]:
@@ -275,7 +287,7 @@ def sequence_create(
     """A draft sequence, with its steps in the given order."""
     _check_fields(fields, SEQUENCE_FIELDS - {"name"}, "sequence")
     fields["name"] = name
-    _validate_sequence_fields(fields)
+    _validate_sequence_fields(fields, workspace=workspace)
     sequence = Sequence.objects.create(workspace=workspace, **fields)
     if steps:
         _steps_replace(workspace=workspace, sequence=sequence, steps=steps)
@@ -290,7 +302,7 @@ def sequence_update(
     sequence = _lock_sequence(workspace=workspace, sequence=sequence)
     _check_editable(sequence)
     _check_fields(fields, SEQUENCE_FIELDS, "sequence")
-    _validate_sequence_fields(fields, current=sequence)
+    _validate_sequence_fields(fields, current=sequence, workspace=workspace)
     for name, value in fields.items():
         setattr(sequence, name, value)
     sequence.save()
@@ -588,10 +600,11 @@ class EnrollOutcome:
     SUPPRESSED = "suppressed"
     RE_ENTRY_BLOCKED = "re_entry_blocked"
     AWAITING_CONFIRMATION = "awaiting_confirmation"
+    NOT_ON_LIST = "not_on_list"
 
     choices = (
         ENROLLED, ALREADY_ENROLLED, NOT_FOUND, UNSUBSCRIBED, BOUNCED, COMPLAINED, SUPPRESSED, RE_ENTRY_BLOCKED,
-        AWAITING_CONFIRMATION,
+        AWAITING_CONFIRMATION, NOT_ON_LIST,
     )  # fmt: skip
 
 
@@ -617,6 +630,18 @@ def _suppressed(*, workspace: Workspace, emails: Iterable[str]) -> set[str]:
     return {email for email in emails if email in by_address or email.rsplit("@", 1)[-1] in by_domain}
 
 
+def _not_on_list(*, sequence: Sequence, subscriber_ids: Collection[int]) -> set[int]:
+    """Which of these subscribers the sequence's list does not admit (not a `subscribed` member: never
+    added, pending confirmation, or unsubscribed from it); none when the sequence has no list."""
+    if sequence.mailing_list_id is None:
+        return set()
+    ids = set(subscriber_ids)
+    members = ListMembership.objects.filter(
+        mailing_list_id=sequence.mailing_list_id, subscriber_id__in=ids, status=MembershipStatus.SUBSCRIBED
+    )
+    return ids - set(members.values_list("subscriber_id", flat=True))
+
+
 def _re_entry_allowed(rule: str, latest_status: str | None) -> bool:
     if latest_status is None:
         return True
@@ -640,9 +665,9 @@ def sequence_enroll(
 
     An item is refused when the subscriber is unknown, not active (unsubscribed, bounced, complained),
     suppressed, still awaiting their double opt-in confirmation (`awaiting_confirmation`: see
-    `subscriber_ids_awaiting_confirmation`), already actively enrolled, or blocked by the sequence's
-    re-entry rule. Two concurrent requests cannot enroll one subscriber twice: the partial unique
-    constraint decides.
+    `subscriber_ids_awaiting_confirmation`), not a `subscribed` member of the sequence's list when it has
+    one (`not_on_list`), already actively enrolled, or blocked by the sequence's re-entry rule. Two
+    concurrent requests cannot enroll one subscriber twice: the partial unique constraint decides.
     """
     subscriber_ids, emails = list(subscriber_ids or []), list(emails or [])
     if len(subscriber_ids) + len(emails) > ENROLL_MAX_ITEMS:
@@ -667,6 +692,7 @@ def sequence_enroll(
     found = {s.pk: s for _, s in items if s is not None}
     suppressed = _suppressed(workspace=workspace, emails={s.email.lower() for s in found.values()})
     awaiting = subscriber_ids_awaiting_confirmation(subscriber_ids=found.keys())
+    off_list = _not_on_list(sequence=sequence, subscriber_ids=found.keys())
     latest: dict[int, str] = {}
     history = Enrollment.objects.filter(sequence=sequence, subscriber_id__in=found).order_by("subscriber_id", "-id")
     for subscriber_id, status in history.values_list("subscriber_id", "status"):
@@ -685,7 +711,8 @@ def sequence_enroll(
             continue
         outcome, enrollment = _enroll_one(
             workspace=workspace, sequence=sequence, subscriber=subscriber, first_step=first_step, now=now,
-            source=source, suppressed=subscriber.email.lower() in suppressed, latest=latest.get(subscriber.pk),
+            source=source, suppressed=subscriber.email.lower() in suppressed, on_list=subscriber.pk not in off_list,
+            latest=latest.get(subscriber.pk),
         )  # fmt: skip
         if outcome == EnrollOutcome.ENROLLED:
             latest[subscriber.pk] = EnrollmentStatus.ACTIVE
@@ -711,12 +738,15 @@ def _enroll_one(
     now: datetime,
     source: str,
     suppressed: bool,
+    on_list: bool = True,
     latest: str | None,
 ) -> tuple[str, Enrollment | None]:
     if subscriber.status != SubscriberStatus.ACTIVE:
         return subscriber.status, None
     if suppressed:
         return EnrollOutcome.SUPPRESSED, None
+    if not on_list:
+        return EnrollOutcome.NOT_ON_LIST, None
     if latest == EnrollmentStatus.ACTIVE:
         return EnrollOutcome.ALREADY_ENROLLED, None
     if not _re_entry_allowed(sequence.re_entry, latest):
@@ -851,11 +881,12 @@ def sequence_backfill(
     *,
     workspace: Workspace,
     sequence: Sequence,
-    list_id: int,
+    list_id: int | None = None,
     start_by_join_age: bool = False,
     dry_run: bool = False,
 ) -> BackfillResult:
-    """Enroll a list's `subscribed` members into an active or paused sequence (a draft: 409).
+    """Enroll a list's `subscribed` members into an active or paused sequence (a draft: 409). Without
+    `list_id`, the sequence's own list (a sequence without one: 400 naming `list_id`).
 
     Up to `SEQUENCE_BACKFILL_SYNC_LIMIT` members (and every dry run) are handled now, in chunks; a larger
     list goes to a worker on the default queue after this transaction commits (`queued`). Members are
@@ -863,6 +894,10 @@ def sequence_backfill(
     """
     _own(sequence, workspace, "Sequence")
     _backfill_check(sequence)
+    if list_id is None:
+        if sequence.mailing_list_id is None:
+            raise ValidationFailed.for_field("list_id", "The sequence has no list of its own: give a list.")
+        list_id = sequence.mailing_list_id
     mailing_list = _backfill_list(workspace=workspace, list_id=list_id)
     members = ListMembership.objects.filter(mailing_list=mailing_list, status=MembershipStatus.SUBSCRIBED).count()
     if not dry_run and members > settings.SEQUENCE_BACKFILL_SYNC_LIMIT:
@@ -894,7 +929,8 @@ def sequence_backfill_run(
     """Enroll the list's `subscribed` members, `BACKFILL_CHUNK` at a time, one transaction per chunk.
 
     A member is skipped, by the same checks in the same order as `sequence_enroll`, when the subscriber
-    is not active, suppressed, already actively enrolled, or blocked by the re-entry rule. Enrolled
+    is not active, suppressed, not a `subscribed` member of the sequence's own list (when it has one and
+    another list is backfilled: `not_on_list`), already actively enrolled, or blocked by the re-entry rule. Enrolled
     members start at the first step after its delay; with `start_by_join_age`, at the last step whose
     cumulative delay (the delays of the steps up to it) is at most the time since they joined the list,
     due now (none is: the first step, due when it would have been had they been enrolled on joining).
@@ -958,6 +994,7 @@ def _backfill_chunk(
         Subscriber.objects.filter(workspace=workspace, pk__in=joined).only("id", "workspace_id", "email", "status")
     )
     suppressed = _suppressed(workspace=workspace, emails={s.email.lower() for s in subscribers})
+    off_list = _not_on_list(sequence=sequence, subscriber_ids=joined)
     latest: dict[int, str] = {}
     history = Enrollment.objects.filter(sequence=sequence, subscriber_id__in=joined).order_by("subscriber_id", "-id")
     for subscriber_id, status in history.values_list("subscriber_id", "status"):
@@ -971,6 +1008,8 @@ def _backfill_chunk(
             result.skipped[subscriber.status] += 1
         elif subscriber.email.lower() in suppressed:
             result.skipped[EnrollOutcome.SUPPRESSED] += 1
+        elif subscriber.pk in off_list:
+            result.skipped[EnrollOutcome.NOT_ON_LIST] += 1
         elif previous == EnrollmentStatus.ACTIVE:
             result.skipped[EnrollOutcome.ALREADY_ENROLLED] += 1
         elif not _re_entry_allowed(sequence.re_entry, previous):

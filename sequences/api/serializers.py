@@ -125,12 +125,17 @@ class StepReorderSerializer(serializers.Serializer):
 
 class SequenceSerializer(serializers.ModelSerializer):
     steps = StepSerializer(many=True, read_only=True)
+    mailing_list_id = serializers.IntegerField(
+        allow_null=True, read_only=True,
+        help_text="Only subscribed members of this list receive the sequence; leaving the list exits it. "
+        "Null: no list.",
+    )  # fmt: skip
 
     class Meta:
         model = Sequence
         fields = [
             "id", "name", "description", "status", "send_days", "send_start_hour", "send_end_hour", "re_entry",
-            "goal_event", "steps", "created_at", "updated_at", "activated_at",
+            "goal_event", "mailing_list_id", "steps", "created_at", "updated_at", "activated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -146,6 +151,11 @@ class SequenceWriteSerializer(serializers.Serializer):
     send_end_hour = serializers.IntegerField(min_value=0, max_value=24, required=False)
     re_entry = serializers.ChoiceField(choices=ReEntry.choices, required=False)
     goal_event = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    mailing_list_id = id_field(
+        required=False, allow_null=True,
+        help_text="A list of this workspace: only its subscribed members receive the sequence, and a subscriber "
+        "who leaves it exits. Null: no list.",
+    )  # fmt: skip
     steps = SequenceStepInputSerializer(
         many=True, required=False, max_length=200,
         help_text="The whole step list, in order: steps with an `id` are kept, others created, missing ones deleted.",
@@ -255,7 +265,7 @@ class DryRunSummarySerializer(serializers.Serializer):
     blocked = serializers.DictField(
         child=serializers.IntegerField(),
         help_text="Enrollments that would send nothing, by reason: unsubscribed, bounced, complained, suppressed, "
-        "goal_reached, empty_window, not_scheduled, no_step_left.",
+        "left_list, goal_reached, empty_window, not_scheduled, no_step_left.",
     )
     enrollments_examined = serializers.IntegerField()
 
@@ -274,7 +284,10 @@ class SequenceDryRunResponseSerializer(serializers.Serializer):
 
 
 class SequenceBackfillRequestSerializer(serializers.Serializer):
-    list_id = id_field(help_text="A list of this workspace: its `subscribed` members are enrolled.")
+    list_id = id_field(
+        required=False,
+        help_text="A list of this workspace: its `subscribed` members are enrolled. Omitted: the sequence's own list.",
+    )
     start_by_join_age = serializers.BooleanField(
         default=False,
         help_text="Start each member at the last step whose cumulative delay is at most the time since they "
@@ -291,8 +304,8 @@ class SequenceBackfillResponseSerializer(serializers.Serializer):
     enrolled = serializers.IntegerField(help_text="Enrolled (or, in a dry run, would be).")
     skipped = serializers.DictField(
         child=serializers.IntegerField(),
-        help_text="Members not enrolled, by reason: already_enrolled, re_entry_blocked, suppressed, unsubscribed, "
-        "bounced, complained.",
+        help_text="Members not enrolled, by reason: already_enrolled, re_entry_blocked, suppressed, not_on_list, "
+        "unsubscribed, bounced, complained.",
     )
     starting_steps = serializers.DictField(
         child=serializers.IntegerField(), help_text="Enrolled members by the step id they start at."
