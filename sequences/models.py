@@ -63,7 +63,7 @@ class Sequence(models.Model):
     re_entry = models.CharField(max_length=16, choices=ReEntry.choices, default=ReEntry.NEVER)
     goal_event = models.CharField(max_length=100, blank=True, help_text="An event name; reaching it exits.")
     mailing_list = models.ForeignKey(
-        "subscribers.MailingList", null=True, blank=True, on_delete=models.SET_NULL, related_name="sequences",
+        "subscribers.MailingList", null=True, blank=True, on_delete=models.PROTECT, related_name="sequences",
         help_text="Optional: only subscribed members of this list receive the sequence; leaving the list exits it.",
     )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)

@@ -15,6 +15,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='sequence',
             name='mailing_list',
-            field=models.ForeignKey(blank=True, help_text='Optional: only subscribed members of this list receive the sequence; leaving the list exits it.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='sequences', to='subscribers.mailinglist'),
+            field=models.ForeignKey(blank=True, help_text='Optional: only subscribed members of this list receive the sequence; leaving the list exits it.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='sequences', to='subscribers.mailinglist'),
         ),
     ]

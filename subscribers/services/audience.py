@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 
 from accounts.models import Workspace
 from core.errors import Conflict, ValidationFailed
@@ -89,9 +90,17 @@ def mailing_list_update(*, workspace: Workspace, mailing_list: MailingList, **ch
 
 
 def mailing_list_delete(*, workspace: Workspace, mailing_list: MailingList) -> None:
-    """Delete the list and its memberships; the subscribers stay."""
+    """Delete the list and its memberships; the subscribers stay. A list that is a sequence's audience
+    is kept (409): deleting it would silently open the sequence to everyone."""
     _check_owned(workspace, mailing_list)
-    mailing_list.delete()
+    try:
+        with transaction.atomic():
+            mailing_list.delete()
+    except ProtectedError as exc:
+        users = ", ".join(sorted({str(obj) for obj in exc.protected_objects})[:5])
+        raise Conflict(
+            f"The list is the audience of: {users}. Choose another list for them first.", code="list_in_use"
+        ) from exc
 
 
 @dataclass

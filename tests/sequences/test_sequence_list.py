@@ -242,3 +242,18 @@ def test_backfill_from_another_list_skips_who_is_not_on_the_sequences_list(works
     assert (result.members, result.enrolled, dict(result.skipped)) == (2, 1, {"not_on_list": 1})
     assert set(Enrollment.objects.values_list("subscriber_id", flat=True)) == {both.pk}
     assert not Enrollment.objects.filter(subscriber=only_other).exists()
+
+
+def test_a_list_that_is_a_sequences_audience_cannot_be_deleted(api, listed_sequence, mailing_list):
+    response = api.delete(f"/api/v1/lists/{mailing_list.pk}")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "list_in_use"
+    assert listed_sequence.name in response.json()["error"]["message"]
+    listed_sequence.refresh_from_db()
+    assert listed_sequence.mailing_list_id == mailing_list.pk
+
+    # Once the sequence has no list, the list goes.
+    cleared = api.patch(f"/api/v1/email-sequences/{listed_sequence.pk}", {"mailing_list_id": None}, format="json")
+    assert cleared.status_code == 200
+    assert api.delete(f"/api/v1/lists/{mailing_list.pk}").status_code == 204
