@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
+import re
 import smtplib
 import socket
 import time
@@ -709,9 +711,26 @@ def _smtp_send(connection: Any, built: BuiltEmail) -> bool | None:
     encoding = email.encoding or settings.DEFAULT_CHARSET
     with connection._lock:
         connection.connection.sendmail(
-            sanitize_address(email.from_email, encoding), [sanitize_address(a, encoding) for a in recipients], data
+            _sanitized(email.from_email, encoding), [_sanitized(a, encoding) for a in recipients], data
         )
     return True
+
+
+# A plain ASCII address, which sanitize_address gives back unchanged.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+@functools.lru_cache(maxsize=256)
+def _sanitized_cached(address: str, encoding: str) -> str:
+    return sanitize_address(address, encoding)
+
+
+def _sanitized(address: str, encoding: str) -> str:
+    """sanitize_address, as Django's SMTP backend applies it to the envelope; the from address (the same
+    for a whole batch) is remembered, a plain recipient address is taken as it is."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return address
+    return _sanitized_cached(address, encoding)
 
 
 def messages_send(*, message_ids: Iterable[int], worker: str, connection: Any = None) -> BatchResult:
