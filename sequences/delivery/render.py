@@ -256,10 +256,13 @@ def smtp_bytes(email: EmailMultiAlternatives) -> bytes | None:
     email package (whose header folding and boundary search cost more than the rest of a send).
     None for anything else (attachments, non-ASCII addresses, another charset, odd headers): the caller
     then lets the backend build it."""
+    if email.attachments or email.cc or len(email.alternatives) != 1:
+        return None
+    html_content, mimetype = email.alternatives[0]
+    subject, body = email.subject, email.body
     if (
-        email.attachments or email.cc or len(email.alternatives) != 1 or not email.body
-        or (email.encoding or settings.DEFAULT_CHARSET).lower() != "utf-8"
-        or email.alternatives[0].mimetype != "text/html" or not isinstance(email.alternatives[0].content, str)
+        not isinstance(body, str) or not body or not isinstance(subject, str) or not isinstance(html_content, str)
+        or mimetype != "text/html" or (email.encoding or settings.DEFAULT_CHARSET).lower() != "utf-8"
     ):  # fmt: skip
         return None
     headers: list[tuple[str, str]] = [
@@ -281,14 +284,13 @@ def smtp_bytes(email: EmailMultiAlternatives) -> bytes | None:
         if not value.isascii() or "\n" in value or "\r" in value:
             return None
         lines.append(_fold(name, value))
-    subject = email.subject
     if "\n" in subject or "\r" in subject:
         return None
     if subject.isascii():
         lines.insert(0, _fold("Subject", subject))
     else:
         lines.insert(0, "Subject: " + Header(subject, "utf-8", header_name="Subject").encode(linesep="\r\n"))
-    parts = [_part(email.body, "plain"), _part(email.alternatives[0].content, "html")]
+    parts = [_part(body, "plain"), _part(html_content, "html")]
     boundary = f"==============={secrets.randbelow(10**19):019d}=="
     while any(boundary in part for part in parts):
         boundary = f"==============={secrets.randbelow(10**19):019d}=="

@@ -687,7 +687,7 @@ class _Batch:
         return True
 
 
-_SMTP_BACKEND_METHODS = (SMTPEmailBackend.send_messages, SMTPEmailBackend._send)
+_SMTP_BACKEND_METHODS = (SMTPEmailBackend.send_messages, SMTPEmailBackend._send)  # type: ignore[attr-defined]
 
 
 def _smtp_send(connection: Any, built: BuiltEmail) -> bool | None:
@@ -697,7 +697,7 @@ def _smtp_send(connection: Any, built: BuiltEmail) -> bool | None:
     backend = type(connection)
     if (
         not isinstance(connection, SMTPEmailBackend)
-        or (backend.send_messages, backend._send) != _SMTP_BACKEND_METHODS
+        or (backend.send_messages, backend._send) != _SMTP_BACKEND_METHODS  # type: ignore[attr-defined]
         or connection.connection is None
     ):
         return None
