@@ -147,6 +147,44 @@ def html_to_text(html: str) -> str:
     return converter.handle(html).strip()
 
 
+# A plain-text template made once from the HTML template (html_to_text on the source, merge tags kept)
+# instead of html_to_text on every rendered message. Only for HTML whose merge tags are `{{ ... }}`
+# variables with filters that make no markup: block tags ({% if %}, {% for %}) move text across the
+# structure html2text sees, and markup-making filters (safe, urlize, linebreaks, ...) would leave raw HTML.
+_VARIABLE_TAG = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+TEXT_SAFE_FILTERS = frozenset({
+    "add", "capfirst", "cut", "date", "default", "default_if_none", "first", "floatformat", "last", "length",
+    "lower", "pluralize", "stringformat", "time", "title", "truncatechars", "truncatewords", "upper", "wordcount",
+    "yesno",
+})  # fmt: skip
+_PLACEHOLDER = "ESMERGETAG{}Q"
+
+
+def _text_safe(tag: str) -> bool:
+    # "{{ subscriber.first_name|default:'there' }}": every filter after the first "|" must be in the list.
+    filters = tag[2:-2].split("|")[1:]
+    return all(part.split(":", 1)[0].strip() in TEXT_SAFE_FILTERS for part in filters)
+
+
+def text_source_from_html(html: str) -> str | None:
+    """The source of a plain-text template equivalent to html_to_text of the rendered `html` (up to the
+    whitespace html2text would collapse inside merged values), or None when the HTML does not qualify."""
+    if "{%" in html or "{#" in html or _PLACEHOLDER.format("") in html:
+        return None
+    tags = _VARIABLE_TAG.findall(html)
+    if not all(_text_safe(tag) for tag in tags):
+        return None
+    index = iter(range(len(tags)))
+    text = html_to_text(_VARIABLE_TAG.sub(lambda _: _PLACEHOLDER.format(next(index)), html))
+    for position, tag in enumerate(tags):
+        placeholder = _PLACEHOLDER.format(position)
+        if text.count(placeholder) > 1:
+            return None
+        # A tag html2text dropped (in an image, a <style>) is dropped from the text as it would be.
+        text = text.replace(placeholder, tag)
+    return text
+
+
 def _one_line(value: str) -> str:
     # Subjects and preheaders end up in headers: no line breaks, no runs of spaces.
     return " ".join(value.split())
@@ -168,12 +206,17 @@ class CompiledTemplate:
     preheader: DjangoTemplate
     html: DjangoTemplate
     text: DjangoTemplate | None
+    # Without a text part: the text template made from the HTML, when it qualifies (text_source_from_html).
+    text_from_html: DjangoTemplate | None = None
 
     def render(self, context: Mapping[str, Any]) -> RenderedEmail:
         html = self._render("html", self.html, context, autoescape=True)
-        text = (
-            self._render("text", self.text, context, autoescape=False) if self.text is not None else html_to_text(html)
-        )
+        if self.text is not None:
+            text = self._render("text", self.text, context, autoescape=False)
+        elif self.text_from_html is not None:
+            text = self._render("text", self.text_from_html, context, autoescape=False)
+        else:
+            text = html_to_text(html)
         return RenderedEmail(
             subject=_one_line(self._render("subject", self.subject, context, autoescape=False)),
             preheader=_one_line(self._render("preheader", self.preheader, context, autoescape=False)),
@@ -196,11 +239,20 @@ def compile_template(*, subject: str, preheader: str = "", html: str, text: str 
     """Compile every part; the first part that does not compile raises TemplateCompileError."""
     sources = {"subject": subject, "preheader": preheader, "html": html, "text": text}
     compiled = {field: _compile(sources[field], field=field) for field in CONTENT_FIELDS if field != "text"}
+    text_from_html = None
+    if not text.strip():
+        source = text_source_from_html(html)
+        if source is not None:
+            try:
+                text_from_html = _compile(source, field="text")
+            except TemplateCompileError:  # the tags compiled in the HTML; anything odd keeps the slow path
+                text_from_html = None
     return CompiledTemplate(
         subject=compiled["subject"],
         preheader=compiled["preheader"],
         html=compiled["html"],
         text=_compile(text, field="text") if text.strip() else None,
+        text_from_html=text_from_html,
     )
 
 

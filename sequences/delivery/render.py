@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import html
 import re
+import secrets
 from dataclasses import dataclass, field
-from email.utils import formataddr
+from email import quoprimime
+from email.header import Header
+from email.utils import formataddr, formatdate
 
 import css_inline
 from django.conf import settings
@@ -206,6 +209,100 @@ class BatchRenderer:
         return BuiltEmail(
             email=email, subject=rendered.subject, from_email=from_email, message_id_header=message_id, links=links
         )
+
+
+# RFC 5322: a line is at most 998 characters, and should be at most 78.
+_LINE_LIMIT = 998
+_FOLD_AT = 78
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+
+
+def _fold(name: str, value: str) -> str:
+    """`Name: value`, folded at spaces so lines stay within 78 characters where a space allows."""
+    line = f"{name}: {value}"
+    if len(line) <= _FOLD_AT:
+        return line
+    lines: list[str] = []
+    while len(line) > _FOLD_AT:
+        # The last space within the limit that has something other than spaces before it.
+        at = line.rfind(" ", len(name) + 2 if not lines else 1, _FOLD_AT + 1)
+        if at <= 0 or not line[:at].strip():
+            at = line.find(" ", _FOLD_AT + 1)
+            if at == -1:
+                break
+        lines.append(line[:at])
+        line = line[at:]  # the continuation line starts with the space it was folded at
+    lines.append(line)
+    return "\r\n".join(lines)
+
+
+def _part(text: str, subtype: str) -> str:
+    # Django's choice: 7bit/8bit unless a line is longer than RFC 5322 allows, then quoted-printable.
+    if any(len(line.encode()) > _LINE_LIMIT for line in text.splitlines()):
+        encoding = "quoted-printable"
+        body = quoprimime.body_encode(text.encode().decode("latin-1"), eol="\r\n")
+    else:
+        encoding = "7bit" if text.isascii() else "8bit"
+        body = _NEWLINES.sub("\r\n", text)
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n{body}"
+    )
+
+
+def smtp_bytes(email: EmailMultiAlternatives) -> bytes | None:
+    """The message as Django's SMTP backend would put it on the wire (multipart/alternative: the text
+    part, then the HTML; the same headers in the same order), built directly rather than through the
+    email package (whose header folding and boundary search cost more than the rest of a send).
+    None for anything else (attachments, non-ASCII addresses, another charset, odd headers): the caller
+    then lets the backend build it."""
+    if email.attachments or email.cc or len(email.alternatives) != 1:
+        return None
+    html_content, mimetype = email.alternatives[0]
+    subject, body = email.subject, email.body
+    if (
+        not isinstance(body, str) or not body or not isinstance(subject, str) or not isinstance(html_content, str)
+        or mimetype != "text/html" or (email.encoding or settings.DEFAULT_CHARSET).lower() != "utf-8"
+    ):  # fmt: skip
+        return None
+    headers: list[tuple[str, str]] = [
+        ("From", email.extra_headers.get("From", email.from_email)),
+        ("To", ", ".join(email.to)),
+    ]
+    if email.reply_to:
+        headers.append(("Reply-To", ", ".join(email.reply_to)))
+    names = {name.lower() for name in email.extra_headers}
+    if "date" not in names:
+        headers.append(("Date", formatdate(localtime=settings.EMAIL_USE_LOCALTIME)))
+    if "message-id" not in names:
+        return None
+    headers += [
+        (n, str(v)) for n, v in email.extra_headers.items() if n.lower() not in {"from", "to", "cc", "reply-to"}
+    ]
+    lines = []
+    for name, value in headers:
+        if not value.isascii() or "\n" in value or "\r" in value:
+            return None
+        lines.append(_fold(name, value))
+    if "\n" in subject or "\r" in subject:
+        return None
+    if subject.isascii():
+        lines.insert(0, _fold("Subject", subject))
+    else:
+        lines.insert(0, "Subject: " + Header(subject, "utf-8", header_name="Subject").encode(linesep="\r\n"))
+    parts = [_part(body, "plain"), _part(html_content, "html")]
+    boundary = f"==============={secrets.randbelow(10**19):019d}=="
+    while any(boundary in part for part in parts):
+        boundary = f"==============={secrets.randbelow(10**19):019d}=="
+    if any(len(line) > _LINE_LIMIT for header in lines for line in header.split("\r\n")):
+        return None
+    head = f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\nMIME-Version: 1.0\r\n'
+    separator = f"\r\n--{boundary}\r\n"
+    document = (
+        head + "\r\n".join(lines) + "\r\n\r\n" + f"--{boundary}\r\n" + separator.join(parts)
+        + f"\r\n--{boundary}--\r\n"
+    )  # fmt: skip
+    return document.encode()
 
 
 def _from_header(*, workspace: Workspace, template: Template) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
+import re
 import smtplib
 import socket
 import time
@@ -16,6 +18,8 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.core.mail import get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
+from django.core.mail.message import sanitize_address
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import BooleanField, Case, ExpressionWrapper, F, Q, Value, When
@@ -24,7 +28,7 @@ from django.utils import timezone
 
 from sequences.delivery.guardrail import workspace_guardrail_check
 from sequences.delivery.pace import PaceItem, Pacer, Reason
-from sequences.delivery.render import BatchRenderer, BuiltEmail
+from sequences.delivery.render import BatchRenderer, BuiltEmail, smtp_bytes
 from sequences.models import Campaign, CampaignStatus, Message, MessageStatus
 from subscribers.models import Event, EventType, Subscriber, SubscriberStatus, Suppression, SuppressionKind
 from subscribers.selectors import awaiting_confirmation
@@ -34,6 +38,7 @@ from subscribers.services import (
     subscriber_status_change,
     suppression_get_or_create,
 )
+from subscribers.services.events import _event_dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -171,11 +176,30 @@ def _update_from_values(
         return {row[0] for row in cursor.fetchall()} if returning else set()
 
 
-def _record_sent(*, accepted: _Accepted, worker: str) -> str:
+def _record_sent(*, accepted: _Accepted, worker: str, dispatch: list[Event] | None = None) -> str:
     """Record one accepted message right after its send: a guarded UPDATE and its `sent` event in one
     transaction, so the window for a duplicate after a crash is one message. A message another worker
-    took over meanwhile is skipped (and gets no event)."""
+    took over meanwhile is skipped (and gets no event).
+
+    On PostgreSQL both are one statement (`WITH u AS (UPDATE ... RETURNING ...) INSERT INTO event ...`:
+    one round trip, atomic on its own) and the event is appended to `dispatch`, whose events the caller
+    hands to the event handlers once per chunk (after commit). Elsewhere (SQLite) the ORM path, and the
+    handlers get each event after its own commit."""
     message = accepted.message
+    properties = {"message_id_header": accepted.built.message_id_header, "subject": accepted.built.subject}
+    if db_connection.vendor == "postgresql" and dispatch is not None:
+        event_id = _record_sent_statement(accepted=accepted, worker=worker, properties=properties)
+        if event_id is None:
+            return Outcome.SKIPPED
+        dispatch.append(
+            Event(
+                pk=event_id, workspace=message.workspace, subscriber=message.subscriber, type=EventType.SENT,
+                name=str(EventType.SENT), properties=properties, occurred_at=accepted.sent_at,
+                recorded_at=accepted.sent_at, message_id=message.pk, sequence_id=_sequence_id(message),
+                step_id=message.step_id, campaign_id=message.campaign_id,
+            )
+        )  # fmt: skip
+        return Outcome.SENT
     with transaction.atomic():
         updated = Message.objects.filter(_mine(message=message, worker=worker)).update(
             status=MessageStatus.SENT, sent_at=accepted.sent_at, provider_message_id=accepted.provider_id,
@@ -190,10 +214,7 @@ def _record_sent(*, accepted: _Accepted, worker: str) -> str:
                     workspace=message.workspace,
                     subscriber=message.subscriber,
                     type=EventType.SENT,
-                    properties={
-                        "message_id_header": accepted.built.message_id_header,
-                        "subject": accepted.built.subject,
-                    },
+                    properties=properties,
                     occurred_at=accepted.sent_at,
                     message_id=message.pk,
                     sequence_id=_sequence_id(message),
@@ -203,6 +224,58 @@ def _record_sent(*, accepted: _Accepted, worker: str) -> str:
             ],
         )
     return Outcome.SENT
+
+
+_RECORD_SENT_SQL: str | None = None
+
+
+def _record_sent_sql() -> str:
+    global _RECORD_SENT_SQL
+    if _RECORD_SENT_SQL is None:
+        quote = db_connection.ops.quote_name
+        message_table, event_table = quote(Message._meta.db_table), quote(Event._meta.db_table)
+
+        def column(model: Any, name: str) -> str:
+            return quote(model._meta.get_field(name).column)
+
+        def m(name: str) -> str:
+            return column(Message, name)
+
+        def e(name: str) -> str:
+            return column(Event, name)
+
+        inserted = ", ".join(
+            e(name) for name in ("workspace", "subscriber", "type", "name", "properties", "occurred_at", "recorded_at",
+                                 "message_id", "sequence_id", "step_id", "campaign_id", "currency")
+        )  # fmt: skip
+        _RECORD_SENT_SQL = (
+            f"WITH u AS (UPDATE {message_table} SET {m('status')} = %s, {m('sent_at')} = %s, "
+            f"{m('provider_message_id')} = %s, {m('last_error')} = '', {m('deferred_reason')} = '', "
+            f"{m('lease_owner')} = '', {m('lease_expires_at')} = NULL, {m('updated_at')} = %s "
+            f"WHERE {m('id')} = %s AND {m('status')} = %s AND {m('lease_owner')} = %s "
+            f"RETURNING {m('id')} AS id, {m('workspace')} AS workspace_id, {m('subscriber')} AS subscriber_id, "
+            f"{m('step')} AS step_id, {m('campaign')} AS campaign_id) "
+            f"INSERT INTO {event_table} ({inserted}) "
+            "SELECT u.workspace_id, u.subscriber_id, %s, %s, %s::jsonb, %s, %s, u.id, %s::bigint, u.step_id, "
+            "u.campaign_id, '' FROM u RETURNING id"
+        )
+    return _RECORD_SENT_SQL
+
+
+def _record_sent_statement(*, accepted: _Accepted, worker: str, properties: dict[str, Any]) -> int | None:
+    """PostgreSQL: the guarded UPDATE and the INSERT of its event as one statement; the event's id, or
+    None when the message is no longer this worker's."""
+    message, at = accepted.message, accepted.sent_at
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            _record_sent_sql(),
+            [
+                MessageStatus.SENT.value, at, accepted.provider_id, at, message.pk, MessageStatus.SENDING.value, worker,
+                EventType.SENT.value, str(EventType.SENT), json.dumps(properties), at, at, _sequence_id(message),
+            ],
+        )  # fmt: skip
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def _sequence_id(message: Message) -> int | None:
@@ -485,6 +558,8 @@ class _Batch:
         self.domain_failures: dict[str, int] = {}
         self.domain_successes: dict[str, int] = {}
         self.bounced_workspaces: dict[int, Any] = {}
+        # `sent` events recorded by one statement each (PostgreSQL), handed to the event handlers per chunk.
+        self.sent_events: list[Event] = []
 
     def pace(self, ready: list[tuple[Message, BuiltEmail]], rates: dict[int, int]) -> list[tuple[Message, BuiltEmail]]:
         """Take tokens for these messages; wait briefly when the wait is short, else hand them back
@@ -542,7 +617,10 @@ class _Batch:
 
     def flush(self) -> None:
         """After a chunk: tell the pace how domains answered, and check the guardrail of workspaces that
-        had bounces."""
+        had bounces, and hand the chunk's `sent` events to the event handlers."""
+        events, self.sent_events = self.sent_events, []
+        if events:
+            transaction.on_commit(lambda: _event_dispatch(events))
         failures, self.domain_failures = self.domain_failures, {}
         successes, self.domain_successes = self.domain_successes, {}
         if self.pacer is not None and (failures or successes):
@@ -573,7 +651,9 @@ class _Batch:
                 return False
         domain = _domain(message.to_email)
         try:
-            sent = self.connection.send_messages([built.email])
+            sent = _smtp_send(self.connection, built)
+            if sent is None:
+                sent = self.connection.send_messages([built.email])
             if not sent:
                 raise smtplib.SMTPException("the backend reported nothing sent")
         except Exception as exc:  # noqa: BLE001 - classified below; anything unknown is retried later
@@ -601,10 +681,56 @@ class _Batch:
                 self.reopened = True
             return True
         self.result.outcomes[message.pk] = _record_sent(
-            accepted=_accepted(message=message, built=built), worker=self.worker
+            accepted=_accepted(message=message, built=built), worker=self.worker, dispatch=self.sent_events
         )
         self.domain_successes[domain] = self.domain_successes.get(domain, 0) + 1
         return True
+
+
+_SMTP_BACKEND_METHODS = (SMTPEmailBackend.send_messages, SMTPEmailBackend._send)  # type: ignore[attr-defined]
+
+
+def _smtp_send(connection: Any, built: BuiltEmail) -> bool | None:
+    """Django's SMTP backend, its connection open: send the message as bytes built directly
+    (render.smtp_bytes) over that connection, as the backend's own _send would. None when this does not
+    apply (another backend, a subclass that changes sending, a message smtp_bytes leaves to the backend)."""
+    backend = type(connection)
+    if (
+        not isinstance(connection, SMTPEmailBackend)
+        or (backend.send_messages, backend._send) != _SMTP_BACKEND_METHODS  # type: ignore[attr-defined]
+        or connection.connection is None
+    ):
+        return None
+    email = built.email
+    recipients = email.recipients()
+    if not recipients:
+        return False
+    data = smtp_bytes(email)
+    if data is None:
+        return None
+    encoding = email.encoding or settings.DEFAULT_CHARSET
+    with connection._lock:
+        connection.connection.sendmail(
+            _sanitized(email.from_email, encoding), [_sanitized(a, encoding) for a in recipients], data
+        )
+    return True
+
+
+# A plain ASCII address, which sanitize_address gives back unchanged.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+@functools.lru_cache(maxsize=256)
+def _sanitized_cached(address: str, encoding: str) -> str:
+    return sanitize_address(address, encoding)
+
+
+def _sanitized(address: str, encoding: str) -> str:
+    """sanitize_address, as Django's SMTP backend applies it to the envelope; the from address (the same
+    for a whole batch) is remembered, a plain recipient address is taken as it is."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return address
+    return _sanitized_cached(address, encoding)
 
 
 def messages_send(*, message_ids: Iterable[int], worker: str, connection: Any = None) -> BatchResult:

@@ -6,6 +6,7 @@ from sequences.rendering import (
     TemplateCompileError,
     compile_template,
     html_engine,
+    html_to_text,
     merge_context,
     plain_engine,
 )
@@ -144,3 +145,49 @@ def test_engines_load_no_library_and_no_template_file():
 def test_padding_filters_are_bounded():
     rendered = render("{{ subscriber.first_name|ljust:'100000000'|length }}")
     assert rendered.html == "1000"
+
+
+# The text part of a template without one: made once per template from the HTML (merge tags kept) when
+# the HTML qualifies, and the same as converting each rendered HTML.
+TEXT_FROM_HTML_CASES = [
+    "<h1>Welcome, {{ subscriber.first_name|default:'there' }}</h1><p>Thanks for signing up.</p>",
+    '<p>Hi {{ subscriber.full_name }},</p><p><a href="https://example.com/{{ subscriber.attributes.plan }}">'
+    "See your plan</a> or <a href='https://example.com/docs'>the docs</a>.</p>",
+    "<ul><li>{{ workspace.name|upper }}</li><li>{{ subscriber.email }}</li></ul><p>&copy; {{ workspace.name }}</p>",
+    "<table><tr><td>Seats: {{ subscriber.attributes.seats|add:1 }}</td></tr></table><img src='x.png' alt='{{ x }}'>",
+]
+
+
+@pytest.mark.parametrize("html", TEXT_FROM_HTML_CASES)
+def test_the_text_part_made_once_per_template_matches_converting_each_rendered_message(html):
+    subscriber = SubscriberFactory(
+        first_name="Tom & <Jerry>", last_name="O'Neil", email="tom@example.org", attributes={"plan": "pro", "seats": 4}
+    )
+    compiled = compile_template(subject="s", html=html)
+    assert compiled.text is None and compiled.text_from_html is not None
+    rendered = compiled.render(merge_context(workspace=subscriber.workspace, subscriber=subscriber))
+    assert rendered.text == html_to_text(rendered.html)
+    assert rendered.text  # something was converted at all
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "{% if subscriber.first_name %}<p>Hi {{ subscriber.first_name }}</p>{% endif %}<ul>{% for x in 'ab' %}"
+        "<li>{{ x }}</li>{% endfor %}</ul>",
+        "<p>{{ subscriber.attributes.bio|safe }}</p>",
+        "<p>{{ subscriber.attributes.bio|linebreaks }}</p>",
+        "<p>{# a comment #}Hi</p>",
+    ],
+)
+def test_block_tags_and_markup_making_filters_keep_converting_each_message(html):
+    subscriber = SubscriberFactory(first_name="Ada", attributes={"bio": "<b>Bold</b>\n\nline"})
+    compiled = compile_template(subject="s", html=html)
+    assert compiled.text_from_html is None
+    rendered = compiled.render(merge_context(workspace=subscriber.workspace, subscriber=subscriber))
+    assert rendered.text == html_to_text(rendered.html)
+
+
+def test_a_template_with_its_own_text_part_keeps_it():
+    compiled = compile_template(subject="s", html="<p>Hi {{ subscriber.first_name }}</p>", text="Plain {{ x }}")
+    assert compiled.text is not None and compiled.text_from_html is None
