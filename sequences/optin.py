@@ -25,7 +25,7 @@ from django.template.loader import render_to_string
 
 from config.queues import Queue
 from core.errors import Conflict, NotFound
-from sequences.delivery.send import classify_failure, retry_delay
+from sequences.delivery.outcomes import classify_failure, retry_delay
 from sequences.tokens import confirm_token_make, confirm_token_read
 from subscribers.links import mailing_list_id_from_subscribe_token
 from subscribers.models import (

@@ -21,7 +21,13 @@ from subscribers.services.audience import (
     tag_delete,
     tag_update,
 )
-from subscribers.services.events import EventHandler, event_handler_register, event_record, events_record_many
+from subscribers.services.events import (
+    EventHandler,
+    event_handler_register,
+    event_record,
+    events_dispatch,
+    events_record_many,
+)
 from subscribers.services.ingest import EventItemResult, events_ingest
 from subscribers.services.subscribers import (
     BULK_MAX_ITEMS,
@@ -53,6 +59,7 @@ __all__ = [
     "MemberResult",
     "event_handler_register",
     "event_record",
+    "events_dispatch",
     "events_ingest",
     "events_record_many",
     "field_definition_create",

@@ -29,7 +29,10 @@ def event_handler_register(handler: EventHandler) -> EventHandler:
     return handler
 
 
-def _event_dispatch(events: Sequence[Event]) -> None:
+def events_dispatch(events: Sequence[Event]) -> None:
+    """Run the registered handlers for events already stored. `event_record` and `events_record_many`
+    call it after commit; a writer that inserts events by its own SQL (the sender's one-statement
+    record of a send) calls it itself, after commit."""
     if not events:
         return
     for handler in list(_event_handlers):
@@ -88,7 +91,7 @@ def event_record(
         if not dedupe_key:
             raise
         return Event.objects.get(workspace=workspace, dedupe_key=dedupe_key), False
-    transaction.on_commit(lambda: _event_dispatch([event]))
+    transaction.on_commit(lambda: events_dispatch([event]))
     return event, True
 
 
@@ -106,5 +109,5 @@ def events_record_many(*, workspace: Workspace, events: Sequence[Event]) -> list
             raise ValueError("events with a dedupe_key go through event_record")
         event.name = event.name or str(event.type)
     created = Event.objects.bulk_create(events)
-    transaction.on_commit(lambda: _event_dispatch(created))
+    transaction.on_commit(lambda: events_dispatch(created))
     return created

@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from sequences.delivery import render as render_module
 from sequences.delivery.claim import message_retry, messages_claim
+from sequences.delivery.outcomes import retry_delay
 from sequences.delivery.render import message_id_header
-from sequences.delivery.send import messages_send, retry_delay
+from sequences.delivery.send import messages_send
 from sequences.delivery.tasks import messages_dispatch, messages_send_batch
 from sequences.models import Message, MessageStatus, OutboxEmail
 from sequences.tokens import TokenPurpose, token_read
