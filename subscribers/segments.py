@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, JSONField, Q, QuerySet, Value
 from django.db.models.fields.json import (
     HasKey,
@@ -29,7 +30,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts.models import Workspace
-from core.errors import ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
 from subscribers.models import (
     Event,
     EventType,
@@ -38,6 +39,7 @@ from subscribers.models import (
     ListMembership,
     MailingList,
     MembershipStatus,
+    Segment,
     Subscriber,
     SubscriberStatus,
     Tag,
@@ -435,3 +437,55 @@ def segment_preview(
 ) -> list[Subscriber]:
     """The first `limit` matching subscribers, newest first (the subscribers' usual order)."""
     return list(segment_subscribers(workspace=workspace, tree=tree, now=now)[: max(0, min(limit, 100))])
+
+
+def _segment_save(segment: Segment) -> Segment:
+    try:
+        with transaction.atomic():
+            segment.save()
+    except IntegrityError:
+        raise Conflict(f"A segment named '{segment.name}' exists.", code="segment_exists") from None
+    return segment
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > 200:
+        raise ValidationFailed.for_field("name", "Must be 1 to 200 characters.")
+    return value.strip()
+
+
+def segment_create(*, workspace: Workspace, name: str, rules: Any, description: str = "") -> Segment:
+    segment = Segment(
+        workspace=workspace,
+        name=_name(name),
+        description=description,
+        rules=rules,
+    )
+    segment_validate(workspace=workspace, tree=rules)
+    return _segment_save(segment)
+
+
+def segment_update(
+    *,
+    workspace: Workspace,
+    segment: Segment,
+    name: str | None = None,
+    rules: Any = None,
+    description: str | None = None,
+) -> Segment:
+    if segment.workspace_id != workspace.pk:
+        raise NotFound("No such segment.")
+    if name is not None:
+        segment.name = _name(name)
+    if description is not None:
+        segment.description = description
+    if rules is not None:
+        segment_validate(workspace=workspace, tree=rules)
+        segment.rules = rules
+    return _segment_save(segment)
+
+
+def segment_delete(*, workspace: Workspace, segment: Segment) -> None:
+    if segment.workspace_id != workspace.pk:
+        raise NotFound("No such segment.")
+    segment.delete()
