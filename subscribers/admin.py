@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from core.errors import ApplicationError, ValidationFailed
-from subscribers import imports, services
+from subscribers import imports, segments, services
 from subscribers.links import mailing_list_subscribe_url
 from subscribers.models import (
     Event,
@@ -26,6 +26,7 @@ from subscribers.models import (
     ImportJob,
     ListMembership,
     MailingList,
+    Segment,
     Subscriber,
     SubscriberStatus,
     Suppression,
@@ -305,6 +306,32 @@ class TagAdmin(_ServiceSavedAdmin):
 
     def update_service(self, obj: Tag, data: dict[str, Any]) -> Tag:
         return services.tag_update(workspace=obj.workspace, tag=obj, **data)
+
+
+@admin.register(Segment)
+class SegmentAdmin(_ServiceSavedAdmin):
+    list_display = ["name", "workspace", "matching", "updated_at"]
+    list_filter = ["workspace"]
+    search_fields = ["name"]
+    fields = ["workspace", "name", "description", "rules"]
+    create_fields = ("workspace", "name", "description", "rules")
+    update_fields = ("name", "description", "rules")
+
+    @admin.display(description="Matching subscribers")
+    def matching(self, segment: Segment) -> int | str:
+        try:
+            return segments.segment_count(workspace=segment.workspace, tree=segment.rules)
+        except ApplicationError:  # rules that no longer validate (a list or field was deleted)
+            return "invalid rules"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["workspace"] if obj is not None else []
+
+    def create_service(self, obj: Segment, data: dict[str, Any]) -> Segment:
+        return segments.segment_create(**data)
+
+    def update_service(self, obj: Segment, data: dict[str, Any]) -> Segment:
+        return segments.segment_update(workspace=obj.workspace, segment=obj, **data)
 
 
 @admin.register(FieldDefinition)

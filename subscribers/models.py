@@ -251,3 +251,21 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"Import {self.pk} ({self.status})"
+
+
+class Segment(models.Model):
+    """A saved rule tree over a workspace's subscribers (see `subscribers.segments`)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="segments")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    rules = models.JSONField(default=dict, help_text="The rule tree: all / any / not over leaf conditions.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="segment_unique_name")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

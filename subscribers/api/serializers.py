@@ -19,6 +19,7 @@ from subscribers.models import (
     ListMembership,
     MailingList,
     MembershipStatus,
+    Segment,
     Subscriber,
     SubscriberStatus,
     Suppression,
@@ -373,3 +374,31 @@ class ImportCreateSerializer(serializers.Serializer):
     def validate_tags(self, tags: list[str]) -> list[str]:
         # A form field may carry "a,b" as one value.
         return [name.strip() for value in tags for name in value.split(",") if name.strip()]
+
+
+class SegmentSerializer(serializers.ModelSerializer):
+    rules = serializers.JSONField(help_text="The rule tree; see docs/subscribers.md, Segments.")
+
+    class Meta:
+        model = Segment
+        fields = ["id", "name", "description", "rules", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class SegmentWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    rules = serializers.JSONField(help_text="The rule tree: all / any / not over leaf conditions.")
+
+
+class SegmentRulesSerializer(serializers.Serializer):
+    rules = serializers.JSONField(help_text="An unsaved rule tree to count or preview.")
+
+
+class SegmentCountSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+
+
+class SegmentPreviewSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    results = SubscriberSerializer(many=True)

@@ -10,6 +10,7 @@ router.register("tags", views.TagViewSet, basename="tag")
 router.register("fields", views.FieldDefinitionViewSet, basename="field")
 router.register("suppressions", views.SuppressionViewSet, basename="suppression")
 router.register("events", views.EventViewSet, basename="event")
+router.register("segments", views.SegmentViewSet, basename="segment")
 router.register("imports", views.ImportViewSet, basename="import")
 
 urlpatterns = [*router.urls]

@@ -31,10 +31,11 @@ from rest_framework.response import Response
 from accounts.api.scoping import WorkspaceScopedMixin
 from accounts.authentication import ApiKeyUser, acting_user
 from accounts.idempotency import idempotent
+from accounts.models import Role
 from core.api.pagination import CursorPagination
 from core.api.parsers import JSONParser
-from core.errors import PayloadTooLarge
-from subscribers import imports, selectors, services
+from core.errors import PayloadTooLarge, ValidationFailed
+from subscribers import imports, segments, selectors, services
 from subscribers.api import serializers as s
 from subscribers.filters import (
     EventFilter,
@@ -52,6 +53,7 @@ from subscribers.models import (
     ListMembership,
     MailingList,
     MembershipStatus,
+    Segment,
     Subscriber,
     Suppression,
     Tag,
@@ -667,3 +669,77 @@ class ImportViewSet(WorkspaceScopedMixin, mixins.ListModelMixin, mixins.Retrieve
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
     yield from rest
+
+
+PREVIEW_LIMIT = OpenApiParameter(
+    "limit", OpenApiTypes.INT, OpenApiParameter.QUERY, description="How many subscribers, 1 to 100 (default 20)."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["segments"]),
+    retrieve=extend_schema(tags=["segments"]),
+    create=extend_schema(tags=["segments"], request=s.SegmentWriteSerializer, responses={201: s.SegmentSerializer}),
+    partial_update=extend_schema(tags=["segments"], request=s.SegmentWriteSerializer, responses=s.SegmentSerializer),
+    destroy=extend_schema(tags=["segments"], responses={204: None}),
+)
+class SegmentViewSet(ServiceCrudMixin):
+    """Saved segments: rule trees over subscribers, with their count and a preview, saved or not."""
+
+    queryset = Segment.objects.all()
+    serializer_class = s.SegmentSerializer
+    create_serializer_class = update_serializer_class = s.SegmentWriteSerializer
+    action_roles = {"count": Role.VIEWER, "preview": Role.VIEWER}  # reads, though an unsaved tree is POSTed
+
+    def scoped_queryset(self):
+        return Segment.objects.order_by("name")
+
+    def service_create(self, data: dict[str, Any]) -> Segment:
+        return segments.segment_create(workspace=self.workspace, **data)
+
+    def service_update(self, instance: Segment, data: dict[str, Any]) -> Segment:
+        return segments.segment_update(workspace=self.workspace, segment=instance, **data)
+
+    def service_delete(self, instance: Segment) -> None:
+        segments.segment_delete(workspace=self.workspace, segment=instance)
+
+    def _limit(self) -> int:
+        raw = self.request.query_params.get("limit", "20")
+        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+            raise ValidationFailed.for_field("limit", "Must be an integer from 1 to 100.")
+        return int(raw)
+
+    def _preview(self, rules: Any) -> Response:
+        limit = self._limit()
+        matching = segments.segment_subscribers(workspace=self.workspace, tree=rules)
+        rows = matching.prefetch_related("tags")[:limit]
+        return Response({"count": matching.count(), "results": s.SubscriberSerializer(rows, many=True).data})
+
+    def _rules(self) -> Any:
+        serializer = s.SegmentRulesSerializer(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data["rules"]
+
+    @extend_schema(tags=["segments"], request=None, responses=s.SegmentCountSerializer)
+    @action(detail=True, methods=["get"], url_path="count")
+    def saved_count(self, request: Request, pk: str | None = None) -> Response:
+        segment = self.get_object()
+        return Response({"count": segments.segment_count(workspace=self.workspace, tree=segment.rules)})
+
+    @extend_schema(tags=["segments"], parameters=[PREVIEW_LIMIT], request=None, responses=s.SegmentPreviewSerializer)
+    @action(detail=True, methods=["get"], url_path="preview")
+    def saved_preview(self, request: Request, pk: str | None = None) -> Response:
+        return self._preview(self.get_object().rules)
+
+    @extend_schema(tags=["segments"], request=s.SegmentRulesSerializer, responses=s.SegmentCountSerializer)
+    @action(detail=False, methods=["post"], url_path="count")
+    def count(self, request: Request) -> Response:
+        return Response({"count": segments.segment_count(workspace=self.workspace, tree=self._rules())})
+
+    @extend_schema(
+        tags=["segments"], parameters=[PREVIEW_LIMIT], request=s.SegmentRulesSerializer,
+        responses=s.SegmentPreviewSerializer,
+    )  # fmt: skip
+    @action(detail=False, methods=["post"], url_path="preview")
+    def preview(self, request: Request) -> Response:
+        return self._preview(self._rules())

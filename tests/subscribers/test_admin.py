@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from subscribers.models import EventType, FieldType, MailingList, Subscriber, SubscriberStatus, Suppression
+from subscribers.models import EventType, FieldType, MailingList, Segment, Subscriber, SubscriberStatus, Suppression
 from tests.factories import FieldDefinitionFactory, MailingListFactory, SubscriberFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -118,3 +118,15 @@ def test_admin_upload_is_checked_like_the_api_and_queued_by_the_service(
         "admin", "spring",
     }  # fmt: skip
     assert admin_client.get(f"/admin/subscribers/importjob/{job.pk}/change/").status_code == 200
+
+
+def test_admin_segment_validates_rules_and_lists_a_count(admin_client, workspace):
+    SubscriberFactory(workspace=workspace, email="a@x.org")
+    form = {"workspace": workspace.pk, "name": "Everyone", "description": "", "rules": '{"status": "nope"}'}
+    response = admin_client.post("/admin/subscribers/segment/add/", form)
+    assert response.status_code == 200 and "rules.status" in response.content.decode()
+    form["rules"] = '{"status": "active"}'
+    assert admin_client.post("/admin/subscribers/segment/add/", form).status_code == 302
+    assert Segment.objects.get().rules == {"status": "active"}
+    page = admin_client.get("/admin/subscribers/segment/").content.decode()
+    assert "Everyone" in page and '<td class="field-matching">1</td>' in page
