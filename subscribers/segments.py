@@ -44,7 +44,7 @@ from subscribers.models import (
     SubscriberStatus,
     Tag,
 )
-from subscribers.services.validation import _coerce
+from subscribers.services.validation import attribute_coerce
 
 MAX_DEPTH = 6
 MAX_NODES = 100
@@ -182,7 +182,7 @@ class _Checker:
         if value is None:
             raise _fail(path, "May not be null.")
         try:
-            return _coerce(definition, value, path)
+            return attribute_coerce(definition, value, path)
         except ValidationFailed as error:
             raise _fail(path, error.message.split(": ", 1)[-1]) from None
 

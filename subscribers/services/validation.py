@@ -116,7 +116,9 @@ def field_definitions_by_key(*, workspace: Workspace) -> dict[str, FieldDefiniti
     return {definition.key: definition for definition in FieldDefinition.objects.filter(workspace=workspace)}
 
 
-def _coerce(definition: FieldDefinition, value: Any, field: str) -> Any:
+def attribute_coerce(definition: FieldDefinition, value: Any, field: str) -> Any:
+    """`value` as the field's type (what attribute writes store and segment conditions compare with);
+    ValidationFailed naming `field` when it does not fit."""
     kind = definition.type
 
     def fail(message: str) -> ValidationFailed:
@@ -214,7 +216,7 @@ def attributes_clean(
                 raise ValidationFailed.for_field(name, "May not be null.", code="invalid_attribute")
             cleaned[key] = None
             continue
-        cleaned[key] = _coerce(definition, value, name)
+        cleaned[key] = attribute_coerce(definition, value, name)
     return cleaned
 
 
