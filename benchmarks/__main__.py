@@ -4,6 +4,7 @@ python -m benchmarks [--enrollments 20000] [--messages 2000] [--workers 2] [--e2
 python -m benchmarks scheduler --enrollments 200000                                                   # one
 python -m benchmarks sender --messages 20000
 python -m benchmarks endtoend --messages 20000 [--workers 1] [--concurrency 2]
+python -m benchmarks segments [--subscribers 100000] [--events 1000000]
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import argparse
 import os
 import sys
 
-from benchmarks import common, endtoend, scheduler, sender
+from benchmarks import common, endtoend, scheduler, segments, sender
 
-ONE = {"scheduler": scheduler.main, "sender": sender.main, "endtoend": endtoend.main}
+ONE = {"scheduler": scheduler.main, "sender": sender.main, "endtoend": endtoend.main, "segments": segments.main}
 
 
 def main() -> None:
@@ -34,6 +35,7 @@ def main() -> None:
     scheduler.run(args.enrollments)
     sender.run(args.messages, args.batch, args.workers)
     endtoend.run(args.e2e_messages)
+    segments.run()
 
 
 if __name__ == "__main__":
