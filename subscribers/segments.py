@@ -8,7 +8,7 @@ false, never SQL NULL), so `not` means exactly "does not match". See docs/subscr
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -112,6 +112,30 @@ def _moment(value: Any, path: str) -> dt.datetime:
     return parsed
 
 
+def _operand(op: str, value: Any, path: str, typed: Callable[[Any, str], Any]) -> Any:
+    """The checked, normalized value of a comparison whose op is already known to be allowed; `typed`
+    converts one value of the compared field (an attribute's type, a date)."""
+    if op == "exists":
+        if not isinstance(value, bool):
+            raise _fail(path, "Must be true or false.")
+        return value
+    if op == "within_last":
+        return {"days": _days(value, path)}
+    if op in {"contains", "starts_with"}:
+        if not isinstance(value, str) or not value:
+            raise _fail(path, "Must be a non-empty string.")
+        return value
+    if op == "in":
+        if not isinstance(value, list) or not 0 < len(value) <= MAX_IN_VALUES:
+            raise _fail(path, f"Must be a list of 1 to {MAX_IN_VALUES} values.")
+        return [typed(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if op == "between":
+        if not isinstance(value, list) or len(value) != 2:
+            raise _fail(path, "Must be a list [from, to].")
+        return [typed(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return typed(value, path)
+
+
 class _Checker:
     """Walks the tree once: checks it and returns a normalized copy (values coerced to storage form)."""
 
@@ -157,24 +181,7 @@ class _Checker:
             raise _fail(f"{path}.op", f"For a {definition.type} field, must be one of: {', '.join(sorted(ops))}.")
         value = node.get("value")
         vpath = f"{path}.value"
-        if op == "exists":
-            if not isinstance(value, bool):
-                raise _fail(vpath, "Must be true or false.")
-        elif op == "within_last":
-            value = {"days": _days(value, vpath)}
-        elif op in {"contains", "starts_with"}:
-            if not isinstance(value, str) or not value:
-                raise _fail(vpath, "Must be a non-empty string.")
-        elif op == "in":
-            if not isinstance(value, list) or not 0 < len(value) <= MAX_IN_VALUES:
-                raise _fail(vpath, f"Must be a list of 1 to {MAX_IN_VALUES} values.")
-            value = [self.typed(definition, v, f"{vpath}[{i}]") for i, v in enumerate(value)]
-        elif op == "between":
-            if not isinstance(value, list) or len(value) != 2:
-                raise _fail(vpath, "Must be a list [from, to].")
-            value = [self.typed(definition, v, f"{vpath}[{i}]") for i, v in enumerate(value)]
-        else:
-            value = self.typed(definition, value, vpath)
+        value = _operand(op, value, vpath, lambda v, p: self.typed(definition, v, p))
         return {"attribute": key, "op": op, "value": value, "type": definition.type}
 
     @staticmethod
@@ -230,17 +237,7 @@ class _Checker:
             raise _fail(f"{spath}.op", f"Must be one of: {', '.join(sorted(DATE_OPS))}.")
         value = spec.get("value")
         vpath = f"{spath}.value"
-        if op == "exists":
-            if not isinstance(value, bool):
-                raise _fail(vpath, "Must be true or false.")
-        elif op == "within_last":
-            value = {"days": _days(value, vpath)}
-        elif op == "between":
-            if not isinstance(value, list) or len(value) != 2:
-                raise _fail(vpath, "Must be a list [from, to].")
-            value = [_moment(v, f"{vpath}[{i}]").isoformat() for i, v in enumerate(value)]
-        else:
-            value = _moment(value, vpath).isoformat()
+        value = _operand(op, value, vpath, lambda v, p: _moment(v, p).isoformat())
         return {kind: {"op": op, "value": value}}
 
     def leaf_created_at(self, node: Mapping[str, Any], path: str) -> dict[str, Any]:

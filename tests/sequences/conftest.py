@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from config.celery_app import app as celery_app
 from sequences.models import Sequence, SequenceStatus, Template
-from tests.factories import SequenceFactory, StepFactory, SubscriberFactory, TemplateFactory
+from tests.factories import MailingListFactory, SequenceFactory, StepFactory, SubscriberFactory, TemplateFactory
 
 
 @pytest.fixture
@@ -37,3 +38,17 @@ def other_sequence(other_workspace, other_template) -> Sequence:
 @pytest.fixture
 def subscriber(workspace):
     return SubscriberFactory(workspace=workspace, email="ada@example.org", first_name="Ada")
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks run inline, in the test's process and transaction, instead of going to the broker."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def doi_list(workspace):
+    return MailingListFactory(workspace=workspace, name="Weekly letter", double_opt_in=True)

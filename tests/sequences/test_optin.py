@@ -11,7 +11,6 @@ import pytest
 from django.core import signing
 from django.test import Client
 
-from config.celery_app import app as celery_app
 from sequences.models import Enrollment
 from sequences.optin import SendOutcome, confirm_url, optin_confirmation_send
 from sequences.services import EnrollOutcome, sequence_enroll
@@ -38,17 +37,7 @@ from tests.sequences.test_delivery_support import smtp_server, text_part  # noqa
 CONFIRM_LINK = re.compile(r"https?://[^\s\"<>]+/confirm/[^\s\"<>]+")
 
 
-@pytest.fixture(autouse=True)
-def eager_celery():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
-
-
-@pytest.fixture
-def doi_list(workspace):
-    return MailingListFactory(workspace=workspace, name="Weekly letter", double_opt_in=True)
+pytestmark = pytest.mark.usefixtures("eager_celery")  # the confirmation email task runs inline
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from config.celery_app import app as celery_app
 from subscribers.links import mailing_list_subscribe_token, mailing_list_subscribe_url
 from subscribers.models import ListMembership, MembershipStatus, Subscriber, SubscriberStatus
 from subscribers.services import list_membership_add, subscriber_confirm
@@ -20,17 +19,7 @@ from tests.sequences.test_delivery_support import smtp_server  # noqa: F401 - th
 JSON = {"HTTP_ACCEPT": "application/json"}
 
 
-@pytest.fixture(autouse=True)
-def eager_celery():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
-
-
-@pytest.fixture
-def doi_list(workspace):
-    return MailingListFactory(workspace=workspace, name="Weekly letter", double_opt_in=True)
+pytestmark = pytest.mark.usefixtures("eager_celery")  # the confirmation email task runs inline
 
 
 @pytest.fixture

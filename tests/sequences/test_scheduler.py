@@ -9,7 +9,6 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from config.celery_app import app as celery_app
 from config.schedules import schedules
 from sequences import scheduler, services
 from sequences.models import Enrollment, EnrollmentStatus, Message, SequenceStatus
@@ -68,14 +67,6 @@ def callbacks():
     scheduler.on_messages_created(callback)
     yield received
     scheduler._messages_callbacks.remove(callback)
-
-
-@pytest.fixture
-def eager_celery():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 # Due times and progression

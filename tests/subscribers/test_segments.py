@@ -198,7 +198,8 @@ def reference(node, sub):
         count = sum(
             1
             for name, day in sub["events"]
-            if name == node["event"] and (day <= node["within_days"] if "within_days" in node else True)
+            # An event `day` days and an hour ago is within the last N days only when day < N.
+            if name == node["event"] and (day < node["within_days"] if "within_days" in node else True)
         )
         return (count >= node.get("at_least", 1)) == node.get("did", True)
     attrs, key, op, value = sub["attributes"], node["attribute"], node["op"], node["value"]
@@ -306,5 +307,5 @@ def test_query_matches_reference(workspace, other_workspace, subs, tree):
                 return {"not": ids(node["not"])}
             return node
 
-        assert set(emails(workspace, ids(tree))) == expected
+        assert set(emails(workspace, ids(tree))) == expected, (tree, [(s["status"], s["events"]) for s in subs])
         transaction.set_rollback(True)
