@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "accounts",
     "subscribers",
     "sequences",
+    "automation",
     "config.apps.ProjectConfig",
 ]
 
@@ -156,6 +157,22 @@ WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=90)
 SCHEDULER_TICK_SECONDS = env.int("SCHEDULER_TICK_SECONDS", default=5)
 # A backfill of a list with more subscribed members than this runs in a worker (the API answers 202).
 SEQUENCE_BACKFILL_SYNC_LIMIT = env.int("SEQUENCE_BACKFILL_SYNC_LIMIT", default=5000)
+
+# Automation (docs/automation.md). Workflows per workspace, drafts included.
+AUTOMATION_MAX_WORKFLOWS = env.int("AUTOMATION_MAX_WORKFLOWS", default=100)
+# Seconds a workflow run may stay open (waiting included) before it ends as timed out.
+WORKFLOW_EXECUTION_TIMEOUT = env.int("WORKFLOW_EXECUTION_TIMEOUT", default=90 * 24 * 3600)
+# Runs advanced per tick batch; the tick runs every SCHEDULER_TICK_SECONDS.
+WORKFLOW_TICK_BATCH = env.int("WORKFLOW_TICK_BATCH", default=500)
+# Outgoing webhooks: a URL resolving to a private, loopback, link-local or metadata address is refused
+# unless this is true (the tests set it for their local server).
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=3.0)
+WEBHOOK_READ_TIMEOUT = env.float("WEBHOOK_READ_TIMEOUT", default=10.0)
+# A delivery is retried with exponential backoff for this long, then marked failed.
+WEBHOOK_RETRY_HOURS = env.int("WEBHOOK_RETRY_HOURS", default=24)
+# An endpoint whose deliveries fail this many times in a row is disabled (its owners get an email).
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=50)
 
 # Email. The embedded default stores every outgoing email in the local outbox (admin: Outbox emails)
 # so nothing leaves the machine. EMAIL_URL, or SMTP_HOST/SMTP_PORT, or an anymail ESP switch it.

@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("accounts.api.urls")),
     path("", include("subscribers.api.urls")),
     path("", include("sequences.api.urls")),
+    path("", include("automation.api.urls")),
 ]
 
 urlpatterns = [
@@ -29,4 +30,5 @@ urlpatterns = [
     path("health/ready", health.health_ready, name="health-ready"),
     path("metrics", exports.ExportToDjangoView, name="prometheus-django-metrics"),
     path("", include("sequences.urls")),
+    path("", include("automation.urls")),
 ]

@@ -1,0 +1,3 @@
+from automation.admin import webhooks, workflows
+
+__all__ = ["webhooks", "workflows"]

@@ -1,0 +1,1 @@
+"""Admin for outgoing webhook endpoints and their deliveries."""

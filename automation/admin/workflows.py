@@ -1,0 +1,1 @@
+"""Admin for workflows and their runs."""

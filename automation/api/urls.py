@@ -1,0 +1,6 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("automation.api.workflow_urls")),
+    path("", include("automation.api.webhook_urls")),
+]
