@@ -27,6 +27,11 @@ def schedules() -> list[Schedule]:
         Schedule("sequence scheduler", "sequences.tasks.scheduler_tick", settings.SCHEDULER_TICK_SECONDS),
         Schedule("campaigns", "sequences.tasks.campaigns_tick", settings.SCHEDULER_TICK_SECONDS),
         Schedule("dispatch messages", "sequences.delivery.tasks.messages_dispatch", settings.DELIVERY_TICK_SECONDS),
+        Schedule("workflow runs", "automation.tasks.engine.workflow_runs_tick", settings.SCHEDULER_TICK_SECONDS),
+        # Date triggers fire at a local hour in each subscriber's zone: checked every 5 minutes.
+        Schedule("workflow date triggers", "automation.tasks.triggers.workflow_date_triggers_tick", 300),
+        Schedule("workflow segment triggers", "automation.tasks.triggers.workflow_segment_triggers_tick", 300),
+        Schedule("webhook deliveries", "automation.tasks.webhooks.webhook_deliveries_tick", 15),
     ]
 
 
