@@ -214,6 +214,10 @@ def _validate_sequence_fields(
         raise ValidationFailed.for_field(field, "The send window must start before it ends (0 <= start < end <= 24).")
     if fields.get("mailing_list_id") is not None:
         _sequence_list_check(fields["mailing_list_id"], workspace=workspace)
+    if fields.get("goal_event") in NOT_GOALS:
+        # These are recorded by the sequence itself (or per chunk of sends): a goal on them never fires.
+        names = ", ".join(sorted(NOT_GOALS))
+        raise ValidationFailed.for_field("goal_event", f"Cannot be one of {names}: they never complete an enrollment.")
 
 
 def _sequence_list_check(list_id: Any, *, workspace: Workspace | None) -> None:

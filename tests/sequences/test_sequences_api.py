@@ -289,3 +289,11 @@ def test_archiving_exits_enrollments_in_chunks_with_a_few_queries_each(
     assert Enrollment.objects.filter(pk__in=[e.pk for e in enrollments], status="exited").count() == 10
     assert Event.objects.filter(type=EventType.EXITED, sequence_id=active_sequence.pk).count() == 10
     assert set(Event.objects.values_list("step_id", flat=True)) == {step.pk}
+
+
+@pytest.mark.parametrize("goal", ["sent", "enrolled", "goal"])
+def test_a_goal_event_that_never_completes_an_enrollment_is_refused(api, goal):
+    response = api.post("/api/v1/email-sequences", {"name": "Welcome", "goal_event": goal}, format="json")
+
+    assert response.status_code == 400
+    assert "goal_event" in response.json()["error"]["details"]
