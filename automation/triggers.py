@@ -10,18 +10,18 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Substr
 from django.utils import timezone
 
 from automation.engine import run_advance
-from automation.models import TriggerType, Workflow, WorkflowSegmentMember, WorkflowStatus
+from automation.models import TriggerType, Workflow, WorkflowRun, WorkflowSegmentMember, WorkflowStatus
 from automation.runs import RunStart, workflow_run_start, workflow_runs_start_many
 from core.errors import NotFound, ValidationFailed
 from sequences.windows import zone_or_utc
@@ -48,6 +48,20 @@ def workflow_audience(*, workflow: Workflow) -> QuerySet[Subscriber]:
     if workflow.entry_rules:
         return subscribers  # workflow_runs_start_many applies the entry conditions
     return subscribers.filter(status=SubscriberStatus.ACTIVE)
+
+
+def _each(workflows: QuerySet[Workflow], evaluate: Callable[..., int], now: datetime) -> int:
+    """Evaluate each workflow on its own: one that fails (a segment whose rules no longer validate
+    after a field was deleted, a config the service would now refuse) is logged and skipped, and the
+    others still run."""
+    started = 0
+    for workflow in workflows.select_related("workspace").order_by("pk"):
+        try:
+            with transaction.atomic():
+                started += evaluate(workflow=workflow, now=now)
+        except Exception:
+            logger.exception("evaluating the %s trigger of workflow %s failed", workflow.trigger_type, workflow.pk)
+    return started
 
 
 # Date attributes ---------------------------------------------------------------------------------
@@ -85,15 +99,25 @@ def _date_match(*, field: str, target: date, anniversary: bool) -> tuple[Q, dict
 def date_trigger_subscribers(
     *, workflow: Workflow, target: date, zone_names: Iterable[str], config: dict[str, Any]
 ) -> QuerySet[Subscriber]:
-    """The audience whose date attribute matches `target` and whose zone is one of `zone_names`."""
+    """The audience whose date attribute matches `target` and whose zone is one of `zone_names`, less
+    those this target date already started (every tick of the day re-selects them: skip them in SQL
+    rather than insert and ignore their duplicates)."""
     field = str(config["field"])
     condition, aliases = _date_match(field=field, target=target, anniversary=bool(config.get("anniversary")))
+    already = WorkflowRun.objects.filter(
+        workflow=workflow, subscriber=OuterRef("pk"), dedupe_key=date_dedupe_key(target=target)
+    )
     return (
         workflow_audience(workflow=workflow)
         .filter(attributes__has_key=field, time_zone__in=list(zone_names))
         .alias(**aliases)
         .filter(condition)
+        .exclude(Exists(already))
     )
+
+
+def date_dedupe_key(*, target: date) -> str:
+    return f"date:{target.isoformat()}"
 
 
 def workflow_date_trigger_evaluate(*, workflow: Workflow, now: datetime | None = None) -> int:
@@ -129,7 +153,7 @@ def workflow_date_trigger_evaluate(*, workflow: Workflow, now: datetime | None =
         started += workflow_runs_start_many(
             workflow=workflow,
             subscriber_ids=date_trigger_subscribers(workflow=workflow, target=target, zone_names=names, config=config),
-            dedupe_key=f"date:{target.isoformat()}",
+            dedupe_key=date_dedupe_key(target=target),
             context={"trigger": "date", "field": field, "date": target.isoformat()},
             now=now,
         )
@@ -138,12 +162,8 @@ def workflow_date_trigger_evaluate(*, workflow: Workflow, now: datetime | None =
 
 def workflow_date_triggers_evaluate(*, now: datetime | None = None) -> int:
     """Evaluate every active date-triggered workflow (the beat task's body)."""
-    now = now or timezone.now()
-    started = 0
     workflows = Workflow.objects.filter(status=WorkflowStatus.ACTIVE, trigger_type=TriggerType.DATE)
-    for workflow in workflows.select_related("workspace"):
-        started += workflow_date_trigger_evaluate(workflow=workflow, now=now)
-    return started
+    return _each(workflows, workflow_date_trigger_evaluate, now or timezone.now())
 
 
 # Segment entry and exit --------------------------------------------------------------------------
@@ -214,12 +234,8 @@ def workflow_segment_trigger_evaluate(*, workflow: Workflow, now: datetime | Non
 
 def workflow_segment_triggers_evaluate(*, now: datetime | None = None) -> int:
     """Evaluate every active segment-triggered workflow (the beat task's body)."""
-    now = now or timezone.now()
-    started = 0
     workflows = Workflow.objects.filter(status=WorkflowStatus.ACTIVE, trigger_type__in=SEGMENT_TRIGGERS)
-    for workflow in workflows.select_related("workspace"):
-        started += workflow_segment_trigger_evaluate(workflow=workflow, now=now)
-    return started
+    return _each(workflows, workflow_segment_trigger_evaluate, now or timezone.now())
 
 
 # Cron --------------------------------------------------------------------------------------------
@@ -230,7 +246,7 @@ def cron_dedupe_key(*, now: datetime) -> str:
     return "cron:" + now.astimezone(UTC).replace(second=0, microsecond=0).isoformat()
 
 
-def workflow_cron_fire(*, workflow: Workflow, now: datetime | None = None) -> int:
+def workflow_cron_runs_start(*, workflow: Workflow, now: datetime | None = None) -> int:
     """Start a cron workflow's runs for its whole audience; returns how many started."""
     now = now or timezone.now()
     if workflow.status != WorkflowStatus.ACTIVE or workflow.trigger_type != TriggerType.CRON:

@@ -43,4 +43,4 @@ def workflow_cron_fire(workflow_id: int, now: datetime | str | None = None) -> i
         logger.warning("cron fired for workflow %s, which no longer exists: removing its task", workflow_id)
         workflow_periodic_task_remove(Workflow(pk=workflow_id))
         return 0
-    return triggers.workflow_cron_fire(workflow=workflow, now=_moment(now))
+    return triggers.workflow_cron_runs_start(workflow=workflow, now=_moment(now))

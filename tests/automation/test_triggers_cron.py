@@ -156,3 +156,26 @@ def test_a_paused_workflow_or_a_deleted_one_starts_nothing_and_a_stray_task_remo
     assert PeriodicTask.objects.filter(name__startswith=f"workflow {gone_pk}:").exists()
     assert workflow_cron_fire(gone_pk, now=NOW) == 0
     assert not PeriodicTask.objects.filter(name__startswith=f"workflow {gone_pk}:").exists()
+
+
+def test_beat_reads_the_task_as_a_crontab_in_the_workflows_zone_and_its_entry_runs_the_workflow(workspace):
+    from django_celery_beat.schedulers import ModelEntry
+
+    from config.celery_app import app
+
+    workflow = cron_workflow(workspace, cron="30 9 * * 1-5", timezone="Europe/Paris")
+    workflow_periodic_task_sync(workflow)
+    SubscriberFactory(workspace=workspace, email="a@x.org")
+
+    # The entry beat's DatabaseScheduler builds from the row (it only loads crontabs due around the
+    # current hour, so the test builds it from the row directly rather than depend on the clock).
+    entry = ModelEntry(PeriodicTask.objects.get(task=CRON_FIRE_TASK), app=app)
+    assert entry.kwargs == {"workflow_id": workflow.pk}
+    assert (entry.schedule.minute, entry.schedule.hour, entry.schedule.day_of_week) == ({30}, {9}, {1, 2, 3, 4, 5})
+    assert str(entry.schedule.tz) == "Europe/Paris"
+    # After a run at 07:00 UTC on Monday 2026-06-01, the next fire is 09:30 in Paris (CEST): 07:30 UTC.
+    last_run, delta, _ = entry.schedule.remaining_delta(datetime(2026, 6, 1, 7, 0, tzinfo=UTC))
+    assert (last_run + delta).astimezone(UTC) == datetime(2026, 6, 1, 7, 30, tzinfo=UTC)
+
+    assert app.tasks[entry.task].apply(args=entry.args, kwargs=entry.kwargs).get() == 1
+    assert WorkflowRun.objects.get(workflow=workflow).subscriber.email == "a@x.org"

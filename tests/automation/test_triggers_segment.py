@@ -115,3 +115,21 @@ def test_a_segment_of_another_workspace_is_never_evaluated(workspace, other_work
     assert workflow_segment_trigger_evaluate(workflow=workflow, now=T0 + timedelta(minutes=5)) == 0
     assert members(workflow) == set()
     assert Workflow.objects.get(pk=workflow.pk).trigger_state == {}
+
+
+def test_a_segment_that_no_longer_validates_is_skipped_and_the_others_still_run(workspace, segment, vip):
+    from subscribers.models import FieldDefinition, FieldType
+
+    plan = FieldDefinition.objects.create(workspace=workspace, key="plan", label="Plan", type=FieldType.TEXT)
+    broken_segment = Segment.objects.create(
+        workspace=workspace, name="Pro", rules={"attribute": "plan", "op": "eq", "value": "pro"}
+    )
+    broken = segment_workflow(workspace, broken_segment, name="Broken")
+    working = segment_workflow(workspace, segment, name="Working")
+    assert workflow_segment_triggers_tick(now=T0) == 0
+    plan.delete()  # the segment's rule now names an unknown field
+    SubscriberFactory(workspace=workspace, email="ivy@x.org").tags.add(vip)
+
+    assert workflow_segment_triggers_tick(now=T0 + timedelta(minutes=5)) == 1
+    assert [email for email, _ in started(working)] == ["ivy@x.org"]
+    assert started(broken) == []
