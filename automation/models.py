@@ -58,6 +58,10 @@ class Workflow(models.Model):
     # name, field key or segment id (lower-cased text; "*" for "any"). Derived from trigger_config by
     # the service, so matching an event is one indexed query, never a scan of every workflow.
     trigger_key = models.CharField(max_length=200, blank=True)
+    # What a scheduled trigger last saw, kept by automation.triggers (never by the service): for a segment
+    # trigger, the segment id its membership snapshot belongs to and when it was taken. No snapshot, or
+    # one of another segment, means the next evaluation is a baseline that starts no runs.
+    trigger_state = models.JSONField(default=dict, blank=True, editable=False)
     entry_rules = models.JSONField(
         null=True, blank=True, help_text="A segment rule tree the subscriber must match when a run starts."
     )

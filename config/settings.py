@@ -164,6 +164,9 @@ AUTOMATION_MAX_WORKFLOWS = env.int("AUTOMATION_MAX_WORKFLOWS", default=100)
 WORKFLOW_EXECUTION_TIMEOUT = env.int("WORKFLOW_EXECUTION_TIMEOUT", default=90 * 24 * 3600)
 # Runs advanced per tick batch; the tick runs every SCHEDULER_TICK_SECONDS.
 WORKFLOW_TICK_BATCH = env.int("WORKFLOW_TICK_BATCH", default=500)
+# Inbound workflow hooks (POST /hooks/<token>, automation.hooks): posts per client IP. Integrations call
+# it server to server, so the limit is higher than the subscribe form's.
+WORKFLOW_HOOK_RATE_LIMIT = env.str("WORKFLOW_HOOK_RATE_LIMIT", default="300/m")
 # Outgoing webhooks: a URL resolving to a private, loopback, link-local or metadata address is refused
 # unless this is true (the tests set it for their local server).
 WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
