@@ -148,9 +148,15 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 class _PinnedHTTPSConnection(_PinnedHTTPConnection):
     """TLS to the vetted address, with SNI and the certificate checked against the host name."""
 
+    def __init__(
+        self, target: Target, *, connect_timeout: float, read_timeout: float, context: ssl.SSLContext | None = None
+    ) -> None:
+        super().__init__(target, connect_timeout=connect_timeout, read_timeout=read_timeout)
+        self.context = context
+
     def connect(self) -> None:
         sock = self._open_socket()
-        context = ssl.create_default_context()
+        context = self.context or ssl.create_default_context()
         try:
             self.sock = context.wrap_socket(sock, server_hostname=self.target.host)
         except BaseException:
@@ -182,19 +188,43 @@ def safe_post(
     """POST `body` to `url` through the SSRF guard. Never raises for network trouble: the result says
     what happened (status code, or an error in words). Redirects are not followed (a 3xx is an answer,
     not a success); at most MAX_RESPONSE_BYTES of the response are read."""
+    started = time.monotonic()
+    try:
+        target = url_vet(url, allow_private=allow_private)
+    except UnsafeUrl as exc:
+        return PostResult(None, int((time.monotonic() - started) * 1000), f"refused: {exc}")
+    return target_post(
+        target, body=body, headers=headers, connect_timeout=connect_timeout, read_timeout=read_timeout,
+        started=started,
+    )  # fmt: skip
+
+
+def target_post(
+    target: Target,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    started: float | None = None,
+) -> PostResult:
+    """POST to a vetted target: connect to its addresses, name the host in `Host` and in TLS (SNI and
+    the certificate check), so what was vetted is what is called."""
     connect_timeout = settings.WEBHOOK_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
     read_timeout = settings.WEBHOOK_READ_TIMEOUT if read_timeout is None else read_timeout
-    started = time.monotonic()
+    started = time.monotonic() if started is None else started
 
     def elapsed_ms() -> int:
         return int((time.monotonic() - started) * 1000)
 
-    try:
-        target = url_vet(url, allow_private=allow_private)
-    except UnsafeUrl as exc:
-        return PostResult(None, elapsed_ms(), f"refused: {exc}")
-    connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
-    connection = connection_class(target, connect_timeout=connect_timeout, read_timeout=read_timeout)
+    connection: _PinnedHTTPConnection
+    if target.scheme == "https":
+        connection = _PinnedHTTPSConnection(
+            target, connect_timeout=connect_timeout, read_timeout=read_timeout, context=ssl_context
+        )
+    else:
+        connection = _PinnedHTTPConnection(target, connect_timeout=connect_timeout, read_timeout=read_timeout)
     phase = "connect"
     try:
         connection.connect()

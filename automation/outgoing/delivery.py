@@ -115,39 +115,45 @@ def webhook_delivery_attempt(*, delivery_id: int, now: datetime | None = None) -
     return _record(delivery=delivery, result=result, now=now)
 
 
-def _record(*, delivery: WebhookDelivery, result: PostResult, now: datetime) -> AttemptOutcome:
+def _record(*, delivery: WebhookDelivery, result: PostResult, now: datetime) -> AttemptOutcome | None:
     error = result.error or ("" if result.ok else f"HTTP {result.status_code}")
     attempts = delivery.attempts + 1
     disabled_notice: tuple[WebhookEndpoint, str] | None = None
     with transaction.atomic():
+        # Locked, so a delete of the endpoint meanwhile (which cascades to this row) is seen, not
+        # turned into a foreign-key error at commit.
+        current = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).values("status").first()
+        if current is None:
+            return None
         WebhookAttempt.objects.create(
             delivery=delivery, attempted_at=now, status_code=result.status_code,
             latency_ms=result.latency_ms, error=error[:500],
         )  # fmt: skip
-        fields: dict[str, Any] = {
-            "attempts": attempts, "lease_expires_at": None, "queued_at": None,
-            "last_status_code": result.status_code, "last_latency_ms": result.latency_ms, "last_error": error,
-        }  # fmt: skip
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            attempts=attempts, lease_expires_at=None, queued_at=None, last_status_code=result.status_code,
+            last_latency_ms=result.latency_ms, last_error=error,
+        )  # fmt: skip
         if result.ok:
+            # Delivered, even if the endpoint was disabled while this attempt was in flight.
             status = DeliveryStatus.SUCCEEDED
-            fields |= {"status": status, "delivered_at": now, "next_attempt_at": None}
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(status=status, delivered_at=now, next_attempt_at=None)
             WebhookEndpoint.objects.filter(pk=delivery.endpoint_id).update(consecutive_failures=0)
         else:
             next_at = now + backoff_delay(attempts)
             deadline = delivery.created_at + timedelta(hours=settings.WEBHOOK_RETRY_HOURS)
+            fields: dict[str, Any]
             if next_at > deadline:
                 status = DeliveryStatus.FAILED
-                fields |= {
+                fields = {
                     "status": status, "next_attempt_at": None,
                     "last_error": f"{error} (gave up after {attempts} attempts over "
                     f"{settings.WEBHOOK_RETRY_HOURS} hours)",
                 }  # fmt: skip
             else:
                 status = DeliveryStatus.PENDING
-                fields |= {"next_attempt_at": next_at}
-        # The endpoint may have been disabled meanwhile (its pending deliveries failed): keep that.
-        WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(**fields)
-        if not result.ok:
+                fields = {"next_attempt_at": next_at}
+            # The endpoint may have been disabled meanwhile (its pending deliveries failed): keep that.
+            WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(**fields)
             disabled_notice = _failure_count(endpoint_id=delivery.endpoint_id, error=error)
         if disabled_notice is not None:
             endpoint, reason = disabled_notice

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.cache import cache
@@ -13,6 +14,8 @@ from automation.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, 
 from automation.outgoing.events import ALL_TYPES, SUBSCRIBABLE_TYPES
 from automation.ssrf import UnsafeUrl, url_vet
 from core.errors import Conflict, ValidationFailed
+
+logger = logging.getLogger(__name__)
 
 MAX_ENDPOINTS_PER_WORKSPACE = 100
 ACTIVE_CACHE_SECONDS = 60
@@ -26,8 +29,15 @@ def webhook_active_cache_forget(*, workspace_id: int) -> None:
     """Every change to a workspace's endpoints calls this, now and again after commit (a reader between
     the two could have cached the old answer)."""
     key = active_cache_key(workspace_id)
-    cache.delete(key)
-    transaction.on_commit(lambda: cache.delete(key))
+
+    def forget() -> None:
+        try:
+            cache.delete(key)
+        except Exception:  # Redis down: the entry expires within ACTIVE_CACHE_SECONDS anyway
+            logger.warning("Could not forget the cached webhook endpoint lookup %s", key, exc_info=True)
+
+    forget()
+    transaction.on_commit(forget)
 
 
 def _url_clean(url: Any) -> str:

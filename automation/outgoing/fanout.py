@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -15,6 +16,8 @@ from automation.outgoing.endpoints import ACTIVE_CACHE_SECONDS, active_cache_key
 from automation.outgoing.events import WORKFLOW_WEBHOOK, endpoint_wants, envelope, event_data, webhook_type_for
 from subscribers.models import Event
 
+logger = logging.getLogger(__name__)
+
 
 def workspaces_with_active_endpoints(workspace_ids: Iterable[int]) -> set[int]:
     """Which of these workspaces have an active endpoint: from the cache, else one indexed query for
@@ -23,7 +26,11 @@ def workspaces_with_active_endpoints(workspace_ids: Iterable[int]) -> set[int]:
     if not ids:
         return set()
     keys = {active_cache_key(workspace_id): workspace_id for workspace_id in ids}
-    cached = cache.get_many(list(keys))
+    try:
+        cached = cache.get_many(list(keys))
+    except Exception:  # Redis down: ask the database rather than drop the events' webhooks
+        logger.warning("Cache unavailable; looking up webhook endpoints in the database", exc_info=True)
+        cached = {}
     known = {keys[key]: bool(value) for key, value in cached.items()}
     unknown = ids - set(known)
     if unknown:
@@ -32,7 +39,10 @@ def workspaces_with_active_endpoints(workspace_ids: Iterable[int]) -> set[int]:
             .values_list("workspace_id", flat=True)
             .distinct()
         )
-        cache.set_many({active_cache_key(wid): int(wid in found) for wid in unknown}, ACTIVE_CACHE_SECONDS)
+        try:
+            cache.set_many({active_cache_key(wid): int(wid in found) for wid in unknown}, ACTIVE_CACHE_SECONDS)
+        except Exception:
+            logger.warning("Cache unavailable; webhook endpoint lookup not cached", exc_info=True)
         known.update({wid: wid in found for wid in unknown})
     return {wid for wid, has in known.items() if has}
 

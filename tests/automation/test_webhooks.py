@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import ssl
+import subprocess
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +21,7 @@ from automation import outgoing
 from automation.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from automation.outgoing.delivery import BACKOFF_SECONDS, JITTER, webhook_deliveries_tick, webhook_delivery_attempt
 from automation.outgoing.events import EVENT_TYPE_MAP, SUBSCRIBABLE_TYPES
-from automation.ssrf import UnsafeUrl, url_vet
+from automation.ssrf import Target, UnsafeUrl, target_post, url_vet
 from config.celery_app import app as celery_app
 from sequences.models import OutboxEmail
 from subscribers.models import EventType
@@ -31,7 +33,9 @@ class Receiver:
     """An HTTP server on 127.0.0.1 that records each POST and answers with the next status of
     `statuses` (the last one repeats). With `hold`, it waits for that event before answering."""
 
-    def __init__(self, statuses: list[int], hold: threading.Event | None = None) -> None:
+    def __init__(
+        self, statuses: list[int], hold: threading.Event | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.statuses = list(statuses)
         self.hold = hold
         self.requests: list[tuple[dict[str, str], bytes, str]] = []
@@ -59,6 +63,8 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -77,8 +83,10 @@ class Receiver:
 def receivers():
     started: list[Receiver] = []
 
-    def start(statuses: list[int] | None = None, hold: threading.Event | None = None) -> Receiver:
-        receiver = Receiver(statuses or [200], hold)
+    def start(
+        statuses: list[int] | None = None, hold: threading.Event | None = None, tls: ssl.SSLContext | None = None
+    ) -> Receiver:
+        receiver = Receiver(statuses or [200], hold, tls)
         started.append(receiver)
         return receiver
 
@@ -476,3 +484,121 @@ def test_every_event_type_maps_to_a_documented_webhook_type():
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
     assert [t for t in [*SUBSCRIBABLE_TYPES, "ping", "workflow.webhook"] if f"`{t}`" not in docs] == []
+
+
+def test_a_success_in_flight_when_the_endpoint_was_disabled_still_counts(workspace, receivers, allow_private):
+    from automation.outgoing.delivery import _claim, _record
+    from automation.ssrf import PostResult
+
+    endpoint = endpoint_for(workspace, receivers([200]).url)
+    delivery = outgoing.webhook_send(endpoint=endpoint, event_type="workflow.webhook", payload={})
+    now = timezone.now()
+    claimed = _claim(delivery_id=delivery.pk, now=now)
+    assert claimed is not None
+    outgoing.webhook_endpoint_update(workspace=workspace, endpoint=endpoint, active=False)  # fails it meanwhile
+
+    _record(delivery=claimed, result=PostResult(200, 9, ""), now=now)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == (DeliveryStatus.SUCCEEDED, 1, 200)
+
+
+def test_an_endpoint_deleted_during_an_attempt_is_no_error(workspace, receivers, allow_private):
+    from automation.outgoing.delivery import _claim, _record
+    from automation.ssrf import PostResult
+
+    endpoint = endpoint_for(workspace, receivers([200]).url)
+    delivery = outgoing.webhook_send(endpoint=endpoint, event_type="workflow.webhook", payload={})
+    claimed = _claim(delivery_id=delivery.pk, now=timezone.now())
+    assert claimed is not None
+    outgoing.webhook_endpoint_delete(workspace=workspace, endpoint=endpoint)
+
+    assert _record(delivery=claimed, result=PostResult(500, 9, ""), now=timezone.now()) is None
+    assert not WebhookAttempt.objects.exists()
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_two_ticks_never_hand_out_the_same_delivery(workspace, allow_private, transactional_db):
+    from django.db import transaction
+
+    endpoint = endpoint_for(workspace, "http://127.0.0.1:9/hook")
+    first, second = (
+        outgoing.webhook_send(endpoint=endpoint, event_type="workflow.webhook", payload={"n": n}) for n in range(2)
+    )
+    WebhookDelivery.objects.update(queued_at=None)
+    locked, release = threading.Event(), threading.Event()
+
+    def other_tick_holding_the_first() -> None:
+        # What a concurrent tick does in its transaction: hold the row lock while it hands rows out.
+        with transaction.atomic():
+            list(WebhookDelivery.objects.select_for_update().filter(pk=first.pk))
+            locked.set()
+            release.wait(30)
+        connection.close()
+
+    worker = threading.Thread(target=other_tick_holding_the_first)
+    worker.start()
+    assert locked.wait(30)
+    try:
+        handed_out = webhook_deliveries_tick()
+    finally:
+        release.set()
+        worker.join(30)
+
+    assert handed_out == 1  # the locked row was skipped, not waited for
+    assert WebhookDelivery.objects.get(pk=second.pk).queued_at is not None
+    assert WebhookDelivery.objects.get(pk=first.pk).queued_at is None
+
+
+# Connecting to the vetted address ---------------------------------------------------------------
+
+
+def test_the_connection_goes_to_the_vetted_address_with_the_name_in_host(receivers):
+    receiver = receivers([200])
+    port = receiver.server.server_address[1]
+    # The name does not resolve at all: the request can only arrive through the pinned address.
+    target = Target(scheme="http", host="hooks.example.test", port=port, path="/in", addresses=["127.0.0.1"])
+
+    result = target_post(target, body=b"{}", headers={"Content-Type": "application/json"})
+
+    assert result.status_code == 200 and result.body == b"ok"
+    headers, _, path = receiver.requests[0]
+    assert headers["Host"] == f"hooks.example.test:{port}" and path == "/in"
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for hooks.example.test (openssl, as an operator would make one)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", str(key),
+            "-out", str(cert), "-subj", "/CN=hooks.example.test", "-addext", "subjectAltName=DNS:hooks.example.test",
+        ],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    return cert, server
+
+
+@pytest.mark.parametrize(("host", "trusted", "expected"), [
+    ("hooks.example.test", True, "ok"),  # SNI and the name check use the host, not the address
+    ("other.example.test", True, "Hostname mismatch"),
+    ("hooks.example.test", False, "certificate verify failed"),
+])  # fmt: skip
+def test_tls_checks_the_certificate_against_the_host_name(receivers, certificate, host, trusted, expected):
+    cert, server_context = certificate
+    receiver = receivers([200], tls=server_context)
+    client_context = ssl.create_default_context(cafile=str(cert)) if trusted else None
+    target = Target(
+        scheme="https", host=host, port=receiver.server.server_address[1], path="/", addresses=["127.0.0.1"]
+    )
+
+    result = target_post(target, body=b"{}", headers={}, ssl_context=client_context)
+
+    if expected == "ok":
+        assert result.status_code == 200 and len(receiver.requests) == 1
+    else:
+        assert result.status_code is None and expected in result.error and result.error.startswith("TLS error")
+        assert receiver.requests == []

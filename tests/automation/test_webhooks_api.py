@@ -1,6 +1,8 @@
 """The webhooks API: endpoints, secrets shown only on create and rotation, roles, validation that names
 the field, deliveries with their attempts, retries, pings, and another workspace's rows answering 404."""
 
+# ruff: noqa: F811 - pytest fixtures imported from the delivery tests are redefined as parameters
+
 from __future__ import annotations
 
 import json
@@ -10,19 +12,21 @@ import pytest
 from accounts.models import Role
 from automation import outgoing
 from automation.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from tests.automation.test_webhooks import Receiver, allow_private, eager_celery, receivers, verify  # noqa: F401
+
+# The local HTTP receivers and their fixtures are shared with the delivery tests.
+from tests.automation.test_webhooks import allow_private, eager_celery, receivers, verify  # noqa: F401
 
 BASE = "/api/v1/webhooks"
 
 
 @pytest.fixture
-def endpoint(workspace, allow_private) -> WebhookEndpoint:  # noqa: F811
+def endpoint(workspace, allow_private) -> WebhookEndpoint:
     return outgoing.webhook_endpoint_create(
         workspace=workspace, url="http://127.0.0.1:9/hook", event_types=["email.opened"], description="CRM"
     )
 
 
-def test_create_shows_the_secret_once(api, allow_private):  # noqa: F811
+def test_create_shows_the_secret_once(api, allow_private):
     response = api.post(BASE, {"url": "http://127.0.0.1:9/in", "event_types": ["email.opened", "*"]}, format="json")
 
     assert response.status_code == 201, response.json()
@@ -105,7 +109,7 @@ def test_ping_reaches_the_endpoint(
     receivers,
     allow_private,
     eager_celery,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     receiver = receivers([204])
     created = api.post(BASE, {"url": receiver.url, "event_types": ["email.sent"]}, format="json").json()
