@@ -112,7 +112,9 @@ def webhook_fanout(*, event_ids: Sequence[int]) -> list[int]:
                 event_id__in={row.event_id for row in rows},
                 status=DeliveryStatus.PENDING,
                 attempts=0,
-            ).values_list("pk", flat=True)
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
         attempts_queue(delivery_ids)
     return delivery_ids

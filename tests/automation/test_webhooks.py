@@ -9,6 +9,7 @@ import json
 import ssl
 import subprocess
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -602,3 +603,50 @@ def test_tls_checks_the_certificate_against_the_host_name(receivers, certificate
     else:
         assert result.status_code is None and expected in result.error and result.error.startswith("TLS error")
         assert receiver.requests == []
+
+
+# Through a real worker ----------------------------------------------------------------------------
+
+
+def _wait_until(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_fans_out_and_a_slow_endpoint_does_not_hold_up_the_other(workspace, receivers, allow_private):
+    """Recorded event → fan-out task → one attempt task per delivery, on a Celery worker with two threads:
+    the fast endpoint's delivery is done while the slow one is still waiting for its answer."""
+    from celery.contrib.testing.worker import start_worker
+
+    allow_private.WEBHOOK_READ_TIMEOUT = 30  # the slow endpoint answers when released, well within this
+    release = threading.Event()
+    slow, fast = receivers([200], hold=release), receivers([200])
+    # Created first, so its attempt task is queued first: a single worker slot would be stuck on it.
+    slow_endpoint = endpoint_for(workspace, slow.url, ["event.custom"])
+    fast_endpoint = endpoint_for(workspace, fast.url, ["event.custom"])
+    subscriber = SubscriberFactory(workspace=workspace)
+
+    with start_worker(
+        celery_app, perform_ping_check=False, pool="threads", concurrency=2, queues=["default"], shutdown_timeout=30
+    ):
+        event, _ = event_record(workspace=workspace, subscriber=subscriber, name="order_placed")
+        _wait_until(lambda: WebhookDelivery.objects.filter(endpoint=fast_endpoint, status="succeeded").exists())
+        # The slow one has its request and is still waiting: its attempt is not recorded yet.
+        assert slow.received.is_set()
+        assert WebhookDelivery.objects.get(endpoint=slow_endpoint).attempts == 0
+        release.set()
+        _wait_until(lambda: WebhookDelivery.objects.filter(endpoint=slow_endpoint, status="succeeded").exists())
+        # The fan-out task run again (a redelivered task): nothing is created or queued twice.
+        from automation.tasks.webhooks import webhook_fanout_task
+
+        assert webhook_fanout_task.apply(args=[[event.pk]]).get() == 0
+
+    assert WebhookDelivery.objects.count() == 2
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SUCCEEDED}
+    assert len(fast.requests) == 1 and len(slow.requests) == 1
+    assert verify(fast_endpoint.secret, fast.requests[0][0], fast.requests[0][1])
