@@ -222,3 +222,16 @@ def test_admin_screens_render(admin_client, endpoint):
     assert admin_client.get("/admin/automation/webhookdelivery/").status_code == 200
     page = admin_client.get(f"/admin/automation/webhookdelivery/{delivery.pk}/change/")
     assert page.status_code == 200 and "HTTP 500" in page.content.decode()
+
+
+def test_admin_enable_action_goes_through_the_service(admin_client, workspace, endpoint):
+    outgoing.webhook_endpoint_update(workspace=workspace, endpoint=endpoint, active=False)
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=7)
+
+    response = admin_client.post(
+        "/admin/automation/webhookendpoint/", {"action": "enable", "_selected_action": [endpoint.pk]}
+    )
+
+    assert response.status_code == 302
+    endpoint.refresh_from_db()
+    assert (endpoint.active, endpoint.consecutive_failures, endpoint.disabled_reason) == (True, 0, "")
