@@ -25,6 +25,7 @@ METADATA_ADDRESSES = frozenset(
 )
 METADATA_HOSTNAMES = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # reaches the IPv4 address in its last 32 bits
 MAX_RESPONSE_BYTES = 64 * 1024
 
 
@@ -42,6 +43,8 @@ def address_refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     if isinstance(address, ipaddress.IPv6Address):
         # ::ffff:127.0.0.1 reaches 127.0.0.1: judge the IPv4 address it carries (NAT64 and 6to4 too).
         embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return address_refusal(embedded, allow_private=allow_private)
     if allow_private:
@@ -75,6 +78,8 @@ class Target:
 
 def url_parse(url: str) -> tuple[str, str, int, str]:
     """(scheme, host, port, path with query) of an http(s) URL; UnsafeUrl when it is not one."""
+    if any(character.isspace() or ord(character) < 32 or ord(character) == 127 for character in url):
+        raise UnsafeUrl("The URL contains spaces or control characters; encode them (%20).")
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -354,7 +354,11 @@ def test_a_delivery_to_a_disabled_endpoint_fails_without_a_request(workspace, re
         "http://[::ffff:10.0.0.1]/",
         "http://[fe80::1]/",
         "http://[fc00::1]/",
+        "http://[64:ff9b::7f00:1]/",  # NAT64 form of 127.0.0.1
+        "http://[2002:7f00:1::]/",  # 6to4 form of 127.0.0.1
         "http://localhost:8000/",  # a name that resolves to loopback
+        "http://2130706433/",  # 127.0.0.1 spelled as one number
+        "http://0x7f.1/",  # and in hex
     ],
 )
 def test_guard_refuses_non_public_addresses(url, settings):
@@ -388,6 +392,8 @@ def test_guard_passes_public_address_and_pins_it(settings):
         ("http://user:pw@93.184.215.14/", "Credentials"),
         ("http://nonexistent.invalid/", "Could not resolve host nonexistent.invalid"),
         ("http://93.184.215.14:99999/", "Not a valid URL"),
+        ("http://93.184.215.14/a b", "spaces or control characters"),
+        ("http://93.184.215.14/a\r\nX-Injected: 1", "spaces or control characters"),
     ],
 )
 def test_guard_explains_bad_urls(url, message):
