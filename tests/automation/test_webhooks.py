@@ -28,6 +28,7 @@ from sequences.models import OutboxEmail
 from subscribers.models import EventType
 from subscribers.services import event_record
 from tests.factories import MembershipFactory, SubscriberFactory, UserFactory
+from tests.sequences.test_delivery_support import smtp_server  # noqa: F401 - the `smtp` fixture
 
 
 class Receiver:
@@ -656,3 +657,30 @@ def test_a_real_worker_fans_out_and_a_slow_endpoint_does_not_hold_up_the_other(w
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SUCCEEDED}
     assert len(fast.requests) == 1 and len(slow.requests) == 1
     assert verify(fast_endpoint.secret, fast.requests[0][0], fast.requests[0][1])
+
+
+def test_a_sent_email_reaches_the_endpoint_as_email_sent(
+    smtp, workspace, receivers, allow_private, eager_celery, django_capture_on_commit_callbacks
+):
+    """The sending hot path hands its chunk of `sent` events to the handler after commit."""
+    from sequences.delivery.claim import messages_claim
+    from sequences.delivery.send import messages_send
+    from tests.factories import TemplateFactory
+    from tests.sequences.test_delivery_support import message_make
+
+    receiver = receivers([200])
+    endpoint = endpoint_for(workspace, receiver.url, ["email.sent"])
+    subscriber = SubscriberFactory(workspace=workspace, email="grace@example.org")
+    message = message_make(workspace=workspace, subscriber=subscriber, template=TemplateFactory(workspace=workspace))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ids = messages_claim(worker="w1", limit=10, lease_seconds=300)
+        assert messages_send(message_ids=ids, worker="w1").outcomes == {message.pk: "sent"}
+
+    assert len(smtp.messages) == 1
+    [(headers, body, _)] = receiver.requests
+    assert verify(endpoint.secret, headers, body)
+    payload = json.loads(body)
+    assert payload["type"] == "email.sent"
+    assert payload["data"]["message_id"] == message.pk
+    assert payload["data"]["subscriber"] == {"id": subscriber.pk, "email": "grace@example.org"}
