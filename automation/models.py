@@ -7,6 +7,7 @@ docs/automation.md and validated by `automation.services`; nothing else writes t
 from __future__ import annotations
 
 import secrets
+import uuid
 
 from django.db import models
 from django.db.models import Q
@@ -241,13 +242,20 @@ class WebhookDelivery(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="webhook_deliveries")
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # The delivery's public id: the payload's "id" and the X-EmailSequence-Delivery header, the same on
+    # every retry, so a receiver can drop a delivery it has already processed.
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     event_type = models.CharField(max_length=100)
     event_id = models.BigIntegerField(null=True, blank=True, help_text="The event log row this carries, if any.")
     payload = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A worker that holds the lease is sending this attempt; nobody else may until it expires.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # When an attempt task was last handed to the broker: the tick does not hand it out again while
+    # that task may still be waiting in the queue.
+    queued_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)

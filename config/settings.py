@@ -340,6 +340,7 @@ SPECTACULAR_SETTINGS = {
         "EventTypeEnum": "subscribers.models.EventType",
         "ImportStatusEnum": "subscribers.models.ImportStatus",
         "SuppressionKindEnum": "subscribers.models.SuppressionKind",
+        "WebhookDeliveryStatusEnum": "automation.models.DeliveryStatus",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {
