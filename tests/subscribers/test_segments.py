@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import ValidationFailed
-from subscribers.models import Event, EventType, FieldType, ListMembership, MembershipStatus
+from subscribers.models import Event, EventType, FieldType, ListMembership, MembershipStatus, Segment
 from subscribers.segments import segment_count, segment_preview, segment_subscribers, segment_validate
 from tests.factories import FieldDefinitionFactory, MailingListFactory, SubscriberFactory, TagFactory
 
@@ -180,14 +180,17 @@ def test_depth_and_size_limits(workspace):
 # --- hypothesis: the compiled query equals a plain-Python reference evaluator -------------------------
 
 
-def reference(node, sub):
-    """`sub`: dict with status, attributes, tags (indexes), lists (index -> status), events [(name, day)]."""
+def reference(node, sub, saved=()):
+    """`sub`: dict with status, attributes, tags (indexes), lists (index -> status), events [(name, day)];
+    `saved`: the saved segments' trees, by the index a {"segment": i} leaf names."""
     if "all" in node:
-        return all(reference(c, sub) for c in node["all"])
+        return all(reference(c, sub, saved) for c in node["all"])
     if "any" in node:
-        return any(reference(c, sub) for c in node["any"])
+        return any(reference(c, sub, saved) for c in node["any"])
     if "not" in node:
-        return not reference(node["not"], sub)
+        return not reference(node["not"], sub, saved)
+    if "segment" in node:
+        return reference(saved[node["segment"]], sub, saved)
     if "tag" in node:
         return node["tag"] in sub["tags"]
     if "list" in node:
@@ -254,6 +257,24 @@ trees = st.recursive(
     ),
     max_leaves=6,
 )
+
+
+def _with(extra_leaves, max_leaves):
+    return st.recursive(
+        leaves | extra_leaves,
+        lambda children: st.one_of(
+            st.builds(lambda c: {"all": c}, st.lists(children, min_size=1, max_size=3)),
+            st.builds(lambda c: {"any": c}, st.lists(children, min_size=1, max_size=3)),
+            st.builds(lambda c: {"not": c}, children),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+# Saved segment 0 has no references; saved segment 1 may refer to segment 0; the tree under test may
+# refer to either (a reference to a reference is followed).
+saved_trees = st.tuples(trees, _with(st.just({"segment": 0}), 4))
+trees_with_references = _with(st.builds(lambda i: {"segment": i}, st.integers(0, 1)), 6)
 subscribers = st.lists(
     st.fixed_dictionaries(
         {
@@ -270,8 +291,8 @@ subscribers = st.lists(
 
 @pytest.mark.django_db
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(subs=subscribers, tree=trees)
-def test_query_matches_reference(workspace, other_workspace, subs, tree):
+@given(subs=subscribers, tree=trees_with_references, saved=saved_trees)
+def test_query_matches_reference(workspace, other_workspace, subs, tree, saved):
     with transaction.atomic():
         FieldDefinitionFactory(workspace=workspace, key="n", type=FieldType.NUMBER)
         FieldDefinitionFactory(workspace=workspace, key="t", type=FieldType.TEXT)
@@ -292,10 +313,13 @@ def test_query_matches_reference(workspace, other_workspace, subs, tree):
                 Event.objects.create(
                     workspace=workspace, subscriber=row, name=name, occurred_at=NOW - dt.timedelta(days=day, hours=1)
                 )
-            if reference(tree, sub):
+            if reference(tree, sub, saved):
                 expected.add(f"s{i}@x.org")
+        saved_segments: list[Segment] = []
 
         def ids(node):
+            if "segment" in node:
+                return {"segment": saved_segments[node["segment"]].pk}
             if "tag" in node:
                 return {"tag": tags[node["tag"]].pk}
             if "list" in node:
@@ -307,5 +331,11 @@ def test_query_matches_reference(workspace, other_workspace, subs, tree):
                 return {"not": ids(node["not"])}
             return node
 
-        assert set(emails(workspace, ids(tree))) == expected, (tree, [(s["status"], s["events"]) for s in subs])
+        for n, saved_tree in enumerate(saved):
+            saved_segments.append(Segment.objects.create(workspace=workspace, name=f"saved{n}", rules=ids(saved_tree)))
+        assert set(emails(workspace, ids(tree))) == expected, (
+            tree,
+            saved,
+            [(s["status"], s["events"]) for s in subs],
+        )
         transaction.set_rollback(True)
