@@ -252,3 +252,20 @@ def test_admin_shows_segments_and_refuses_another_workspaces(
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert list(Campaign.objects.get(name="By segment").segments.all()) == [people["segment"]]
+
+
+def test_admin_keeps_a_segment_a_campaign_uses(admin_client, workspace, template, people):
+    segment = people["segment"]
+    campaign_for(workspace, template, segment_ids=[segment.pk])
+    response = admin_client.post(f"/admin/subscribers/segment/{segment.pk}/delete/", {"post": "yes"}, follow=True)
+    assert "used by campaign &#x27;Black Friday&#x27;" in response.content.decode()
+    response = admin_client.post(
+        "/admin/subscribers/segment/",
+        {"action": "delete_selected", "_selected_action": [segment.pk], "post": "yes"},
+        follow=True,
+    )
+    assert "used by campaign &#x27;Black Friday&#x27;" in response.content.decode()
+    assert Segment.objects.filter(pk=segment.pk).exists()
+    unused = Segment.objects.create(workspace=workspace, name="Unused", rules={"status": "active"})
+    admin_client.post(f"/admin/subscribers/segment/{unused.pk}/delete/", {"post": "yes"})
+    assert not Segment.objects.filter(pk=unused.pk).exists()

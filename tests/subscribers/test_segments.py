@@ -339,3 +339,118 @@ def test_query_matches_reference(workspace, other_workspace, subs, tree, saved):
             [(s["status"], s["events"]) for s in subs],
         )
         transaction.set_rollback(True)
+
+
+# --- hypothesis: relative dates and engagement against a reference ---------------------------------
+# Every moment is NOW minus whole days and an hour (or, for date attributes, NOW's date minus whole
+# days), so "within the last N days" has one exact answer: day < N for moments, 0 <= day <= N for
+# dates (a date attribute is compared by calendar date, today included).
+
+
+def timed_reference(node, sub):
+    """`sub`: created (day), confirmed (day or None), born (day or None: the date attribute `d`),
+    mail [(type, day, campaign or None)] of opened / clicked events."""
+    if "all" in node:
+        return all(timed_reference(c, sub) for c in node["all"])
+    if "any" in node:
+        return any(timed_reference(c, sub) for c in node["any"])
+    if "not" in node:
+        return not timed_reference(node["not"], sub)
+    for column in ("created_at", "confirmed_at"):
+        if column in node:
+            day = sub["created" if column == "created_at" else "confirmed"]
+            spec = node[column]
+            if spec["op"] == "exists":
+                return (day is not None) == spec["value"]
+            return day is not None and day < spec["value"]["days"]
+    if "attribute" in node:
+        day = sub["born"]
+        if node["op"] == "exists":
+            return (day is not None) == node["value"]
+        return day is not None and 0 <= day <= node["value"]["days"]
+    if node["engagement"] == "never_opened":
+        return not any(kind == "opened" for kind, _, _ in sub["mail"])
+    return any(
+        kind == node["engagement"]
+        and (day < node["within_days"] if "within_days" in node else True)
+        and (campaign == node["campaign_id"] if "campaign_id" in node else True)
+        for kind, day, campaign in sub["mail"]
+    )
+
+
+some_days = st.sampled_from([1, 3, 7])
+timed_leaves = st.one_of(
+    st.builds(
+        lambda c, d: {c: {"op": "within_last", "value": {"days": d}}},
+        st.sampled_from(["created_at", "confirmed_at"]),
+        some_days,
+    ),
+    st.builds(lambda b: {"confirmed_at": {"op": "exists", "value": b}}, st.booleans()),
+    st.builds(lambda d: {"attribute": "d", "op": "within_last", "value": {"days": d}}, some_days),
+    st.builds(lambda b: {"attribute": "d", "op": "exists", "value": b}, st.booleans()),
+    st.builds(
+        lambda kind, d, c: {
+            "engagement": kind,
+            **({"within_days": d} if d else {}),
+            **({"campaign_id": c} if c else {}),
+        },
+        st.sampled_from(["opened", "clicked"]),
+        st.sampled_from([None, 2, 5]),
+        st.sampled_from([None, 1, 2]),
+    ),
+    st.just({"engagement": "never_opened"}),
+)
+timed_trees = st.recursive(
+    timed_leaves,
+    lambda children: st.one_of(
+        st.builds(lambda c: {"all": c}, st.lists(children, min_size=1, max_size=3)),
+        st.builds(lambda c: {"any": c}, st.lists(children, min_size=1, max_size=3)),
+        st.builds(lambda c: {"not": c}, children),
+    ),
+    max_leaves=5,
+)
+day = st.integers(0, 9)
+timed_subscribers = st.lists(
+    st.fixed_dictionaries(
+        {
+            "created": day,
+            "confirmed": st.none() | day,
+            "born": st.none() | st.integers(-2, 9),
+            "mail": st.lists(
+                st.tuples(st.sampled_from(["opened", "clicked"]), day, st.sampled_from([None, 1, 2])), max_size=3
+            ),
+        }
+    ),
+    max_size=6,
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(subs=timed_subscribers, tree=timed_trees)
+def test_dates_and_engagement_match_reference(workspace, other_workspace, subs, tree):
+    with transaction.atomic():
+        FieldDefinitionFactory(workspace=workspace, key="d", type=FieldType.DATE)
+        # A twin in another workspace that opens and clicks everything: it must never match.
+        twin = SubscriberFactory(workspace=other_workspace, created_at=NOW, attributes={"d": NOW.date().isoformat()})
+        Event.objects.create(workspace=other_workspace, subscriber=twin, type=EventType.OPENED, name="opened")
+        expected = set()
+        ago = dt.timedelta(hours=1)
+        for i, sub in enumerate(subs):
+            born = sub["born"]
+            row = SubscriberFactory(
+                workspace=workspace,
+                email=f"s{i}@x.org",
+                created_at=NOW - dt.timedelta(days=sub["created"]) - ago,
+                confirmed_at=None if sub["confirmed"] is None else NOW - dt.timedelta(days=sub["confirmed"]) - ago,
+                attributes={} if born is None else {"d": (NOW.date() - dt.timedelta(days=born)).isoformat()},
+            )
+            for kind, days, campaign in sub["mail"]:
+                Event.objects.create(
+                    workspace=workspace, subscriber=row, type=kind, name=kind, campaign_id=campaign,
+                    occurred_at=NOW - dt.timedelta(days=days) - ago,
+                )  # fmt: skip
+            if timed_reference(tree, sub):
+                expected.add(f"s{i}@x.org")
+        assert set(emails(workspace, tree)) == expected, (tree, subs)
+        transaction.set_rollback(True)
