@@ -468,6 +468,12 @@ def tags_get_or_create(*, workspace: Workspace, names: Sequence[str]) -> list[Ta
     return [existing[name] for name in names]
 
 
+def _forget_prefetched_tags(subscriber: Subscriber) -> None:
+    # The rows are written without the related manager (to learn which are new), so drop a prefetched
+    # list of tags as `tags.add()` would: the caller then reads the current ones.
+    getattr(subscriber, "_prefetched_objects_cache", {}).pop("tags", None)
+
+
 @transaction.atomic
 def subscriber_tags_add(*, workspace: Workspace, subscriber: Subscriber, names: Sequence[str]) -> list[Tag]:
     """Tag the subscriber; tags that do not exist yet are created. A `tag_added` event ({"tag": name,
@@ -475,6 +481,7 @@ def subscriber_tags_add(*, workspace: Workspace, subscriber: Subscriber, names: 
     _check_owned(workspace, subscriber)
     tags = tags_get_or_create(workspace=workspace, names=names)
     inserted = _tag_rows_insert([(subscriber.pk, tag.pk) for tag in tags])
+    _forget_prefetched_tags(subscriber)
     added = [tag for tag in tags if (subscriber.pk, tag.pk) in inserted]
     if added:
         events_record_many(workspace=workspace, events=_tag_events(workspace, subscriber, added, EventType.TAG_ADDED))
@@ -488,6 +495,7 @@ def subscriber_tag_remove(*, workspace: Workspace, subscriber: Subscriber, tag: 
     if tag.workspace_id != workspace.pk:
         raise ValueError("tag belongs to another workspace")
     removed, _ = Subscriber.tags.through.objects.filter(subscriber_id=subscriber.pk, tag_id=tag.pk).delete()
+    _forget_prefetched_tags(subscriber)
     if removed:
         events_record_many(workspace=workspace, events=_tag_events(workspace, subscriber, [tag], EventType.TAG_REMOVED))
     return bool(removed)

@@ -171,3 +171,14 @@ def test_bulk_upsert_without_update_existing_records_nothing_for_known_addresses
     )  # fmt: skip
     assert [r.status for r in results] == ["skipped"]
     assert changes(known) == []
+
+
+def test_prefetched_tags_are_read_again_after_a_change(workspace):
+    SubscriberFactory(workspace=workspace, email="p@example.org")
+    subscriber = Subscriber.objects.prefetch_related("tags").get(email="p@example.org")
+    assert list(subscriber.tags.all()) == []
+    subscriber_tags_add(workspace=workspace, subscriber=subscriber, names=["vip"])
+    assert [tag.name for tag in subscriber.tags.all()] == ["vip"]
+    subscriber = Subscriber.objects.prefetch_related("tags").get(pk=subscriber.pk)
+    subscriber_tag_remove(workspace=workspace, subscriber=subscriber, tag=subscriber.tags.all()[0])
+    assert list(subscriber.tags.all()) == []
