@@ -85,7 +85,12 @@ def _ids_of(workspace: Workspace, field_name: str, ids: Collection[int]) -> list
     if len(wanted) > IDS_MAX:
         raise ValidationFailed.for_field(field_name, f"At most {IDS_MAX} ids.")
     model, what = AUDIENCE_MODELS[field_name]
-    found = set(model.objects.filter(workspace=workspace, pk__in=wanted).values_list("pk", flat=True))
+    rows = model.objects.filter(workspace=workspace, pk__in=wanted)
+    if model is Segment and wanted:
+        # Lock the segments until the campaign commits: `segment_delete` locks the row too, so either
+        # it waits and then sees this campaign (409), or it went first and the id is refused here.
+        rows = rows.select_for_update(no_key=connection.features.has_select_for_no_key_update)
+    found = set(rows.values_list("pk", flat=True))
     missing = [pk for pk in wanted if pk not in found]
     if missing:
         raise ValidationFailed.for_field(
@@ -154,10 +159,10 @@ def campaign_create(
         "lists": lists, "tags": tags, "exclude_lists": exclude_lists, "exclude_tags": exclude_tags,
         "segment_ids": segment_ids, "exclude_segment_ids": exclude_segment_ids,
     }  # fmt: skip
-    audience = {name_: _ids_of(workspace, name_, ids) for name_, ids in given.items()}
-    _check_has_audience(audience)
-    _check_future(scheduled_at, timezone.now())
     with transaction.atomic():
+        audience = {name_: _ids_of(workspace, name_, ids) for name_, ids in given.items()}
+        _check_has_audience(audience)
+        _check_future(scheduled_at, timezone.now())
         campaign = Campaign.objects.create(
             workspace=workspace, name=clean_name, template=template, high_priority=bool(high_priority),
             scheduled_at=scheduled_at,

@@ -269,3 +269,43 @@ def test_admin_keeps_a_segment_a_campaign_uses(admin_client, workspace, template
     unused = Segment.objects.create(workspace=workspace, name="Unused", rules={"status": "active"})
     admin_client.post(f"/admin/subscribers/segment/{unused.pk}/delete/", {"post": "yes"})
     assert not Segment.objects.filter(pk=unused.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs row locks")
+def test_deleting_a_segment_while_a_campaign_takes_it_waits_and_answers_409(workspace, template, people):
+    import threading
+
+    from django.db import close_old_connections, transaction
+
+    segment = people["segment"]
+    outcome: list[object] = []
+
+    def delete_meanwhile() -> None:
+        try:
+            segment_delete(workspace=workspace, segment=segment)
+            outcome.append("deleted")
+        except Conflict as exc:
+            outcome.append(exc.code)
+        finally:
+            close_old_connections()
+
+    with transaction.atomic():
+        campaign_for(workspace, template, segment_ids=[segment.pk])  # holds the segment's row until commit
+        thread = threading.Thread(target=delete_meanwhile)
+        thread.start()
+        # Wait (bounded) until the delete is blocked on the row lock; then commit the campaign.
+        with connection.cursor() as cursor:
+            for _ in range(600):
+                cursor.execute("SELECT pg_stat_clear_snapshot()")  # inside a transaction the view is cached
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                thread.join(timeout=0.05)
+        assert not outcome  # it waited for the campaign's transaction
+    thread.join(timeout=120)  # a guard against hanging, not a measurement
+    assert outcome == ["segment_in_use"]
+    assert Segment.objects.filter(pk=segment.pk).exists()
