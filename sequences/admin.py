@@ -369,8 +369,8 @@ class CampaignAdminForm(forms.ModelForm):
     class Meta:
         model = Campaign
         fields = [
-            "workspace", "name", "template", "lists", "tags", "exclude_lists", "exclude_tags", "high_priority",
-            "scheduled_at",
+            "workspace", "name", "template", "lists", "tags", "segments", "exclude_lists", "exclude_tags",
+            "exclude_segments", "high_priority", "scheduled_at",
         ]  # fmt: skip
 
     def clean(self) -> dict[str, Any]:
@@ -383,11 +383,12 @@ class CampaignAdminForm(forms.ModelForm):
         template = cleaned.get("template")
         if template is not None and template.workspace_id != workspace.pk:
             self.add_error("template", "Pick a template of the campaign's workspace.")
-        for name in ("lists", "tags", "exclude_lists", "exclude_tags"):
+        for name in ("lists", "tags", "segments", "exclude_lists", "exclude_tags", "exclude_segments"):
             if any(item.workspace_id != workspace.pk for item in cleaned.get(name) or []):
-                self.add_error(name, "Pick only lists and tags of the campaign's workspace.")
-        if not cleaned.get("lists") and not cleaned.get("tags") and "lists" not in self.errors:
-            self.add_error("lists", "Pick at least one list or tag.")
+                self.add_error(name, "Pick only lists, tags and segments of the campaign's workspace.")
+        has_audience = cleaned.get("lists") or cleaned.get("tags") or cleaned.get("segments")
+        if not has_audience and "lists" not in self.errors:
+            self.add_error("lists", "Pick at least one list, tag or segment.")
         return cleaned
 
 
@@ -402,7 +403,7 @@ class CampaignAdmin(admin.ModelAdmin):
     list_filter = ["status", "workspace"]
     search_fields = ["name"]
     list_select_related = ["workspace"]
-    filter_horizontal = ["lists", "tags", "exclude_lists", "exclude_tags"]
+    filter_horizontal = ["lists", "tags", "segments", "exclude_lists", "exclude_tags", "exclude_segments"]
     readonly_fields = ["status", "started_at", "finished_at", "created_at", "updated_at", "message_counts"]
     actions = ["pause", "resume", "cancel"]
 

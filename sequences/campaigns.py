@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -23,12 +23,14 @@ from subscribers.models import (
     ListMembership,
     MailingList,
     MembershipStatus,
+    Segment,
     Subscriber,
     SubscriberStatus,
     Suppression,
     SuppressionKind,
     Tag,
 )
+from subscribers.segments import segment_q
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +47,16 @@ TICK_MAX_STARTS = 20
 
 UNSENT_STATUSES = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.DEFERRED)
 EDITABLE_STATUSES = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
-AUDIENCE_FIELDS = ("lists", "tags", "exclude_lists", "exclude_tags")
+# Service argument -> the campaign's many-to-many field. Segments are passed as ids under the API's
+# names, so a validation error names the field the client sent.
+AUDIENCE_FIELDS = {
+    "lists": "lists", "tags": "tags", "exclude_lists": "exclude_lists", "exclude_tags": "exclude_tags",
+    "segment_ids": "segments", "exclude_segment_ids": "exclude_segments",
+}  # fmt: skip
+AUDIENCE_MODELS: dict[str, tuple[type[MailingList] | type[Tag] | type[Segment], str]] = {
+    "lists": (MailingList, "list"), "exclude_lists": (MailingList, "list"), "tags": (Tag, "tag"),
+    "exclude_tags": (Tag, "tag"), "segment_ids": (Segment, "segment"), "exclude_segment_ids": (Segment, "segment"),
+}  # fmt: skip
 CAMPAIGN_FIELDS = frozenset({"name", "template_id", "high_priority", "scheduled_at", *AUDIENCE_FIELDS})
 IDS_MAX = 1000
 
@@ -69,15 +80,19 @@ def _template_of(workspace: Workspace, template_id: Any) -> Template:
 
 
 def _ids_of(workspace: Workspace, field_name: str, ids: Collection[int]) -> list[int]:
-    """The given list or tag ids, every one of them belonging to the workspace (else 400 naming the field)."""
+    """The given list, tag or segment ids, every one of them the workspace's (else 400 naming the field)."""
     wanted = sorted({int(pk) for pk in ids})
     if len(wanted) > IDS_MAX:
         raise ValidationFailed.for_field(field_name, f"At most {IDS_MAX} ids.")
-    model = MailingList if field_name in ("lists", "exclude_lists") else Tag
-    found = set(model.objects.filter(workspace=workspace, pk__in=wanted).values_list("pk", flat=True))
+    model, what = AUDIENCE_MODELS[field_name]
+    rows = model.objects.filter(workspace=workspace, pk__in=wanted)
+    if model is Segment and wanted:
+        # Lock the segments until the campaign commits: `segment_delete` locks the row too, so either
+        # it waits and then sees this campaign (409), or it went first and the id is refused here.
+        rows = rows.select_for_update(no_key=connection.features.has_select_for_no_key_update)
+    found = set(rows.values_list("pk", flat=True))
     missing = [pk for pk in wanted if pk not in found]
     if missing:
-        what = "list" if model is MailingList else "tag"
         raise ValidationFailed.for_field(
             field_name, f"Unknown {what} ids: {', '.join(map(str, missing[:20]))}.", code="does_not_exist"
         )
@@ -104,12 +119,18 @@ def _locked(workspace: Workspace, campaign: Campaign) -> Campaign:
 
 
 def _audience_ids(campaign: Campaign) -> dict[str, list[int]]:
-    return {name: sorted(getattr(campaign, name).values_list("pk", flat=True)) for name in AUDIENCE_FIELDS}
+    return {
+        name: sorted(getattr(campaign, attr).values_list("pk", flat=True)) for name, attr in AUDIENCE_FIELDS.items()
+    }
 
 
-def _check_has_audience(lists: Collection[int], tags: Collection[int]) -> None:
-    if not lists and not tags:
-        raise ValidationFailed.for_field("lists", "Pick at least one list or tag.", code="no_audience")
+def _has_audience(ids: Mapping[str, Collection[int]]) -> bool:
+    return bool(ids["lists"] or ids["tags"] or ids["segment_ids"])
+
+
+def _check_has_audience(ids: Mapping[str, Collection[int]]) -> None:
+    if not _has_audience(ids):
+        raise ValidationFailed.for_field("lists", "Pick at least one list, tag or segment.", code="no_audience")
 
 
 # Create, update, delete -------------------------------------------------------------------------
@@ -124,34 +145,36 @@ def campaign_create(
     tags: Collection[int] = (),
     exclude_lists: Collection[int] = (),
     exclude_tags: Collection[int] = (),
+    segment_ids: Collection[int] = (),
+    exclude_segment_ids: Collection[int] = (),
     high_priority: bool = False,
     scheduled_at: datetime | None = None,
 ) -> Campaign:
-    """A draft campaign. Its template, lists and tags must be the workspace's; it needs at least one
-    list or tag; `scheduled_at`, when given, must be in the future (it is used by `campaign_schedule`)."""
+    """A draft campaign. Its template, lists, tags and segments must be the workspace's; it needs at
+    least one list, tag or segment; `scheduled_at`, when given, must be in the future (it is used by
+    `campaign_schedule`). Segments are evaluated when the campaign starts."""
     clean_name = _require_name(name)
     template = _template_of(workspace, template_id)
-    audience = {
-        "lists": _ids_of(workspace, "lists", lists),
-        "tags": _ids_of(workspace, "tags", tags),
-        "exclude_lists": _ids_of(workspace, "exclude_lists", exclude_lists),
-        "exclude_tags": _ids_of(workspace, "exclude_tags", exclude_tags),
-    }
-    _check_has_audience(audience["lists"], audience["tags"])
-    _check_future(scheduled_at, timezone.now())
+    given = {
+        "lists": lists, "tags": tags, "exclude_lists": exclude_lists, "exclude_tags": exclude_tags,
+        "segment_ids": segment_ids, "exclude_segment_ids": exclude_segment_ids,
+    }  # fmt: skip
     with transaction.atomic():
+        audience = {name_: _ids_of(workspace, name_, ids) for name_, ids in given.items()}
+        _check_has_audience(audience)
+        _check_future(scheduled_at, timezone.now())
         campaign = Campaign.objects.create(
             workspace=workspace, name=clean_name, template=template, high_priority=bool(high_priority),
             scheduled_at=scheduled_at,
         )  # fmt: skip
         for name_, ids in audience.items():
-            getattr(campaign, name_).set(ids)
+            getattr(campaign, AUDIENCE_FIELDS[name_]).set(ids)
     return campaign
 
 
 def campaign_update(*, workspace: Workspace, campaign: Campaign, **fields: Any) -> Campaign:
     """Change a draft or scheduled campaign (409 once it has started). Audience fields replace the
-    whole set; the result must still have a list or a tag. A scheduled campaign keeps a future time."""
+    whole set; the result must still have a list, a tag or a segment. A scheduled campaign keeps a future time."""
     unknown = set(fields) - CAMPAIGN_FIELDS
     if unknown:
         raise ValidationFailed(f"Unknown campaign fields: {', '.join(sorted(unknown))}", code="unknown_fields")
@@ -180,11 +203,11 @@ def campaign_update(*, workspace: Workspace, campaign: Campaign, **fields: Any) 
         for name in AUDIENCE_FIELDS:
             if name in fields:
                 audience[name] = _ids_of(workspace, name, fields[name])
-        _check_has_audience(audience["lists"], audience["tags"])
+        _check_has_audience(audience)
         campaign.save()
-        for name in AUDIENCE_FIELDS:
+        for name, attr in AUDIENCE_FIELDS.items():
             if name in fields:
-                getattr(campaign, name).set(audience[name])
+                getattr(campaign, attr).set(audience[name])
     return campaign
 
 
@@ -209,12 +232,32 @@ def _ids_after(queryset: QuerySet, last: int, size: int) -> list[int]:
     )
 
 
-def campaign_recipients(*, campaign: Campaign, chunk_size: int = 0) -> Iterator[list[tuple[int, str]]]:
+def _segments_q(workspace: Workspace, segment_ids: Collection[int], now: datetime) -> Q | None:
+    """One filter for "in any of these saved segments": each tree compiled by `segment_q` (validated
+    again: a tag or field a segment names may have gone since it was saved) and OR-ed together."""
+    if not segment_ids:
+        return None
+    combined: Q | None = None
+    for segment in Segment.objects.filter(workspace=workspace, pk__in=list(segment_ids)).order_by("pk"):
+        try:
+            condition = segment_q(workspace=workspace, tree=segment.rules, now=now)
+        except ValidationFailed as exc:
+            raise Conflict(
+                f"The campaign's segment '{segment.name}' is no longer valid: {exc.message}", code="segment_invalid"
+            ) from None
+        combined = condition if combined is None else combined | condition
+    return combined
+
+
+def campaign_recipients(
+    *, campaign: Campaign, chunk_size: int = 0, now: datetime | None = None
+) -> Iterator[list[tuple[int, str]]]:
     """The campaign's audience as it is now, in chunks of (subscriber id, email) by ascending id.
 
     The audience: active subscribers of the workspace with a `subscribed` membership in any of its
-    lists or any of its tags; minus members (subscribed or pending) of an excluded list, anyone with
-    an excluded tag, and suppressed addresses and domains.
+    lists, any of its tags, or in any of its segments (evaluated at `now`); minus members (subscribed
+    or pending) of an excluded list, anyone with an excluded tag or in an excluded segment, and
+    suppressed addresses and domains. A segment that no longer validates is a 409 `segment_invalid`.
 
     Each chunk costs a handful of single-table queries with bounded id lists, each answered by an
     index: candidates by keyset over the memberships and tag rows, then the subscribers' status, the
@@ -223,8 +266,10 @@ def campaign_recipients(*, campaign: Campaign, chunk_size: int = 0) -> Iterator[
     (a big import moments ago).
     """
     size = chunk_size or MATERIALIZE_CHUNK_SIZE
+    now = now or timezone.now()
     ids = _audience_ids(campaign)
     workspace_id = campaign.workspace_id
+    workspace = campaign.workspace
     tag_rows = Subscriber.tags.through.objects
     sources: list[QuerySet] = []
     if ids["lists"]:
@@ -233,6 +278,15 @@ def campaign_recipients(*, campaign: Campaign, chunk_size: int = 0) -> Iterator[
         )
     if ids["tags"]:
         sources.append(tag_rows.filter(tag_id__in=ids["tags"]))
+    included = _segments_q(workspace, ids["segment_ids"], now)
+    if included is not None:
+        # The segments' one query, walked by keyset on the subscriber id like the other sources.
+        sources.append(
+            Subscriber.objects.filter(workspace_id=workspace_id, status=SubscriberStatus.ACTIVE)
+            .filter(included)
+            .annotate(subscriber_id=F("pk"))
+        )
+    excluded_q = _segments_q(workspace, ids["exclude_segment_ids"], now)
     last = 0
     while sources:
         candidates: set[int] = set()
@@ -243,13 +297,13 @@ def campaign_recipients(*, campaign: Campaign, chunk_size: int = 0) -> Iterator[
         # Every id up to the size-th smallest was returned by each source that holds it.
         chunk_ids = sorted(candidates)[:size]
         last = chunk_ids[-1]
-        recipients = _recipients_among(campaign, workspace_id, ids, chunk_ids)
+        recipients = _recipients_among(campaign, workspace_id, ids, chunk_ids, excluded_q)
         if recipients:
             yield recipients
 
 
 def _recipients_among(
-    campaign: Campaign, workspace_id: int, ids: dict[str, list[int]], chunk_ids: list[int]
+    campaign: Campaign, workspace_id: int, ids: dict[str, list[int]], chunk_ids: list[int], excluded_q: Q | None
 ) -> list[tuple[int, str]]:
     rows = list(
         Subscriber.objects.filter(pk__in=chunk_ids, workspace_id=workspace_id, status=SubscriberStatus.ACTIVE)
@@ -272,6 +326,12 @@ def _recipients_among(
                 tag_id__in=ids["exclude_tags"], subscriber_id__in=present
             ).values_list("subscriber_id", flat=True)
         )
+    if excluded_q is not None:
+        excluded.update(
+            Subscriber.objects.filter(workspace_id=workspace_id, pk__in=present)
+            .filter(excluded_q)
+            .values_list("pk", flat=True)
+        )
     # Suppression values are lower-cased; the domain is what follows the last "@" (as the sender reads it).
     addresses = {pk: email.strip().lower() for pk, email in rows}
     domains = {address.rpartition("@")[2] for address in addresses.values()}
@@ -290,6 +350,13 @@ def _recipients_among(
     ]
 
 
+def campaigns_using_segment(segment: Segment) -> list[str]:
+    """Every campaign whose audience includes or excludes the segment, whatever its status: a sent
+    campaign's audience stays on record, so its segment is kept (registered in sequences.apps)."""
+    used = Campaign.objects.filter(Q(segments=segment) | Q(exclude_segments=segment)).order_by("name", "pk")
+    return [f"campaign '{name}'" for name in used.values_list("name", flat=True).distinct()]
+
+
 def campaign_audience_count(*, workspace: Workspace, campaign: Campaign) -> int:
     """How many subscribers the campaign would go to if it started now; creates nothing."""
     _own(campaign, workspace)
@@ -301,8 +368,12 @@ def campaign_audience_count(*, workspace: Workspace, campaign: Campaign) -> int:
 
 def _check_startable(campaign: Campaign) -> None:
     ids = _audience_ids(campaign)
-    if not ids["lists"] and not ids["tags"]:
-        raise Conflict("The campaign has no list or tag to send to.", code="campaign_without_audience")
+    if not _has_audience(ids):
+        raise Conflict("The campaign has no list, tag or segment to send to.", code="campaign_without_audience")
+    # Every segment must still compile (409 `segment_invalid` naming it), before anything is written.
+    now = timezone.now()
+    _segments_q(campaign.workspace, ids["segment_ids"], now)
+    _segments_q(campaign.workspace, ids["exclude_segment_ids"], now)
     template = campaign.template
     try:
         template_compile(subject=template.subject, preheader=template.preheader, html=template.html, text=template.text)
@@ -364,7 +435,9 @@ def _materialize(campaign: Campaign, now: datetime) -> int:
         # The raw subject, for lists and the admin until the sender renders the real one.
         "subject": template.subject, "status": MessageStatus.QUEUED, "send_after": now, "created_at": now,
     }  # fmt: skip
-    for chunk in campaign_recipients(campaign=campaign):
+    # The segments are evaluated here, once, at `now`: the messages are the audience from then on, so a
+    # later edit of a segment changes nothing for a started campaign.
+    for chunk in campaign_recipients(campaign=campaign, now=now):
         rows = [Message(subscriber_id=subscriber_id, to_email=email, **fields) for subscriber_id, email in chunk]
         Message.objects.bulk_create(rows, ignore_conflicts=True)
     return Message.objects.filter(campaign=campaign).count() - before

@@ -188,7 +188,7 @@ class CampaignStatus(models.TextChoices):
 
 
 class Campaign(models.Model):
-    """A broadcast: one template to an audience (lists and tags, minus exclusions), now or at a time.
+    """A broadcast: one template to an audience (lists, tags and segments, minus exclusions), now or at a time.
 
     Its messages go through the same outbox as sequence steps; the unique key on (campaign, subscriber)
     makes a second message to the same person impossible.
@@ -202,6 +202,9 @@ class Campaign(models.Model):
     tags = models.ManyToManyField("subscribers.Tag", blank=True, related_name="campaigns")
     exclude_lists = models.ManyToManyField("subscribers.MailingList", blank=True, related_name="+")
     exclude_tags = models.ManyToManyField("subscribers.Tag", blank=True, related_name="+")
+    # Saved segments, evaluated once, when the campaign starts (its messages are the audience then).
+    segments = models.ManyToManyField("subscribers.Segment", blank=True, related_name="campaigns")
+    exclude_segments = models.ManyToManyField("subscribers.Segment", blank=True, related_name="+")
     high_priority = models.BooleanField(
         default=False, help_text="Sent even when a subscriber has reached the workspace's frequency cap."
     )

@@ -333,6 +333,17 @@ class SegmentAdmin(_ServiceSavedAdmin):
     def update_service(self, obj: Segment, data: dict[str, Any]) -> Segment:
         return segments.segment_update(workspace=obj.workspace, segment=obj, **data)
 
+    def delete_model(self, request: HttpRequest, obj: Segment) -> None:
+        # Through the service: a segment a campaign or another segment uses is kept, with the reason shown.
+        try:
+            segments.segment_delete(workspace=obj.workspace, segment=obj)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
+        for segment in queryset.select_related("workspace"):
+            self.delete_model(request, segment)
+
 
 @admin.register(FieldDefinition)
 class FieldDefinitionAdmin(_ServiceSavedAdmin):

@@ -174,6 +174,9 @@ class EventType(models.TextChoices):
     ENROLLED = "enrolled", "Enrolled"
     EXITED = "exited", "Exited"
     GOAL = "goal", "Goal reached"
+    TAG_ADDED = "tag_added", "Tag added"
+    TAG_REMOVED = "tag_removed", "Tag removed"
+    FIELD_CHANGED = "field_changed", "Field changed"
     CUSTOM = "custom", "Custom"
 
 

@@ -48,6 +48,10 @@ from subscribers.services.validation import attribute_coerce
 
 MAX_DEPTH = 6
 MAX_NODES = 100
+# A saved-segment reference ({"segment": id}) inlines that segment's tree at compile time. Each saved
+# tree keeps its own depth and node limits; these bound the whole once references are followed.
+MAX_REFERENCE_DEPTH = 3
+MAX_INLINED_NODES = 400
 MAX_IN_VALUES = 100
 MAX_DAYS = 36_500
 
@@ -75,11 +79,24 @@ JSON_LOOKUPS: dict[str, Any] = {
     "lt": KeyTransformLt,
     "lte": KeyTransformLte,
 }
-LEAF_KEYS = ("attribute", "list", "status", "tag", "created_at", "confirmed_at", "event", "engagement")
+LEAF_KEYS = ("attribute", "list", "status", "tag", "created_at", "confirmed_at", "event", "engagement", "segment")
 
 
 def _fail(path: str, message: str) -> ValidationFailed:
     return ValidationFailed.for_field(path, message, code="invalid_segment")
+
+
+# Errors about a chain of references as a whole: reported as they are at the outermost reference.
+CHAIN_ERRORS = {"segment_cycle", "segment_too_deep", "segment_too_large"}
+
+
+def _chain_error(path: str, message: str, code: str) -> ValidationFailed:
+    return ValidationFailed.for_field(path, message, code=code)
+
+
+def _only_message(error: ValidationFailed) -> str:
+    details = error.details if isinstance(error.details, dict) else {}
+    return next((str(msgs[0]) for msgs in details.values() if msgs), error.message)
 
 
 def _allowed_keys(node: Mapping[str, Any], path: str, allowed: set[str]) -> None:
@@ -139,17 +156,25 @@ def _operand(op: str, value: Any, path: str, typed: Callable[[Any, str], Any]) -
 class _Checker:
     """Walks the tree once: checks it and returns a normalized copy (values coerced to storage form)."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, segment: Segment | None = None) -> None:
         self.workspace = workspace
         self.definitions = {d.key: d for d in FieldDefinition.objects.filter(workspace=workspace)}
         self.nodes = 0
-        self.list_ids: set[int] = set()
-        self.tag_ids: set[int] = set()
+        self.inlined_nodes = 0
+        # The saved segments being expanded, outermost first: the segment being saved (when it has an
+        # id) heads the chain, so an edit that makes it reach itself is caught before it is stored.
+        self.chain: list[Segment] = [segment] if segment is not None and segment.pk else []
 
     def node(self, node: Any, path: str, depth: int) -> dict[str, Any]:
         self.nodes += 1
+        self.inlined_nodes += 1
         if self.nodes > MAX_NODES:
             raise _fail(path, f"The tree has more than {MAX_NODES} nodes.")
+        if self.inlined_nodes > MAX_INLINED_NODES:
+            raise _chain_error(
+                path, f"With the segments it refers to, the tree has more than {MAX_INLINED_NODES} nodes.",
+                "segment_too_large",
+            )  # fmt: skip
         if depth > MAX_DEPTH:
             raise _fail(path, f"The tree is nested deeper than {MAX_DEPTH} levels.")
         if not isinstance(node, Mapping) or not node:
@@ -273,6 +298,39 @@ class _Checker:
             out["between"] = [_moment(v, f"{path}.between[{i}]").isoformat() for i, v in enumerate(value)]
         return out
 
+    def leaf_segment(self, node: Mapping[str, Any], path: str) -> dict[str, Any]:
+        """A saved segment by id: checked here (its stored tree too, references followed) and inlined."""
+        _allowed_keys(node, path, {"segment"})
+        spath = f"{path}.segment"
+        segment_id = _int(node["segment"], spath, minimum=1, maximum=2**62)
+        segment = Segment.objects.filter(workspace=self.workspace, pk=segment_id).first()
+        if segment is None:
+            raise _fail(spath, "Not found in this workspace.")
+        names = " -> ".join(f"'{s.name}'" for s in [*self.chain, segment])
+        if any(s.pk == segment.pk for s in self.chain):
+            raise _chain_error(spath, f"Circular reference: {names}.", "segment_cycle")
+        if len(self.chain) >= MAX_REFERENCE_DEPTH:
+            raise _chain_error(
+                spath, f"Segments refer to segments more than {MAX_REFERENCE_DEPTH} levels deep: {names}.",
+                "segment_too_deep",
+            )  # fmt: skip
+        # The referenced tree is checked with its own depth and node limits; an error inside it is
+        # reported at this reference, with the inner path in the message.
+        saved_nodes = self.nodes
+        self.chain.append(segment)
+        self.nodes = 0
+        try:
+            tree = self.node(segment.rules, "rules", 1)
+        except ValidationFailed as error:
+            if error.code in CHAIN_ERRORS:  # about the whole chain: shown at the outermost reference
+                raise _chain_error(spath, _only_message(error), error.code) from None
+            inner = "; ".join(f"{key}: {'; '.join(map(str, msgs))}" for key, msgs in (error.details or {}).items())
+            raise _fail(spath, f"Segment '{segment.name}' is invalid: {inner or error.message}") from None
+        finally:
+            self.chain.pop()
+            self.nodes = saved_nodes
+        return {"segment": segment.pk, "tree": tree}
+
     def leaf_engagement(self, node: Mapping[str, Any], path: str) -> dict[str, Any]:
         _allowed_keys(node, path, {"engagement", "within_days", "sequence_id", "campaign_id"})
         kind = node["engagement"]
@@ -289,10 +347,16 @@ class _Checker:
         return out
 
 
-def segment_validate(*, workspace: Workspace, tree: Any, field: str = "rules") -> dict[str, Any]:
+def segment_validate(
+    *, workspace: Workspace, tree: Any, field: str = "rules", segment: Segment | None = None
+) -> dict[str, Any]:
     """Check `tree` for `workspace`; return it normalized. Raises ValidationFailed naming the bad node,
-    e.g. `rules.all[2].op`; list and tag ids must belong to `workspace`."""
-    return _Checker(workspace).node(tree, field, 1)
+    e.g. `rules.all[2].op`; list, tag and segment ids must belong to `workspace`.
+
+    A `{"segment": id}` leaf comes back as `{"segment": id, "tree": <that segment's normalized tree>}`
+    (references followed). Pass `segment` when `tree` is to become that saved segment's rules: a
+    reference chain that leads back to it is a cycle, refused naming the chain."""
+    return _Checker(workspace, segment).node(tree, field, 1)
 
 
 def _attribute_q(node: Mapping[str, Any], now: dt.datetime) -> Q:
@@ -411,6 +475,8 @@ def _compile(workspace: Workspace, node: Mapping[str, Any], now: dt.datetime) ->
         return _date_q("confirmed_at", node["confirmed_at"], now)
     if "event" in node:
         return _event_q(workspace, node, now)
+    if "segment" in node:
+        return _compile(workspace, node["tree"], now)
     return _engagement_q(workspace, node, now)
 
 
@@ -477,12 +543,68 @@ def segment_update(
     if description is not None:
         segment.description = description
     if rules is not None:
-        segment_validate(workspace=workspace, tree=rules)
+        segment_validate(workspace=workspace, tree=rules, segment=segment)
         segment.rules = rules
     return _segment_save(segment)
 
 
+# Who uses a segment ----------------------------------------------------------------------------
+
+# A checker answers, for one segment, human descriptions of what uses it ("campaign 'Black Friday'").
+# Higher apps register theirs from AppConfig.ready() (campaigns in sequences.apps; workflows later),
+# so this layer never imports them.
+SegmentUsage = Callable[[Segment], list[str]]
+_segment_usages: list[SegmentUsage] = []
+
+
+def segment_usage_register(checker: SegmentUsage) -> SegmentUsage:
+    """Register `checker(segment) -> list[str]`; a segment any checker reports cannot be deleted."""
+    if checker not in _segment_usages:
+        _segment_usages.append(checker)
+    return checker
+
+
+def _refers_to(tree: Any, segment_id: int) -> bool:
+    if isinstance(tree, Mapping):
+        if tree.get("segment") == segment_id and not isinstance(tree.get("segment"), bool):
+            return True
+        return any(_refers_to(child, segment_id) for child in tree.values())
+    if isinstance(tree, list):
+        return any(_refers_to(child, segment_id) for child in tree)
+    return False
+
+
+def _segments_referring(segment: Segment) -> list[str]:
+    # A workspace keeps tens of segments, not millions: walking their trees here is cheap, and it
+    # works on every database (no JSON path queries).
+    others = Segment.objects.filter(workspace_id=segment.workspace_id).exclude(pk=segment.pk).order_by("name")
+    return [f"segment '{other.name}'" for other in others.only("name", "rules") if _refers_to(other.rules, segment.pk)]
+
+
+def segment_usages(*, segment: Segment) -> list[str]:
+    """What uses the segment: other segments that refer to it, then every registered checker's answer."""
+    found = _segments_referring(segment)
+    for checker in list(_segment_usages):
+        found.extend(checker(segment))
+    return found
+
+
 def segment_delete(*, workspace: Workspace, segment: Segment) -> None:
+    """Delete a segment nothing uses; else 409 `segment_in_use` naming the users (details.used_by)."""
     if segment.workspace_id != workspace.pk:
         raise NotFound("No such segment.")
-    segment.delete()
+    with transaction.atomic():
+        # The row lock makes the check and the delete one step against a campaign saved meanwhile:
+        # adding a reference to the row takes a key-share lock on it, which waits for this one.
+        locked = Segment.objects.select_for_update().filter(workspace=workspace, pk=segment.pk).first()
+        if locked is None:
+            raise NotFound("No such segment.")
+        users = segment_usages(segment=locked)
+        if users:
+            shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
+            raise Conflict(
+                f"The segment is used by {shown}. Remove it from them first.",
+                code="segment_in_use",
+                details={"used_by": users},
+            )
+        locked.delete()

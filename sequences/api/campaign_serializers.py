@@ -25,12 +25,19 @@ class CampaignSerializer(serializers.ModelSerializer):
     exclude_tags: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
         many=True, read_only=True
     )
+    segment_ids: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        source="segments", many=True, read_only=True
+    )
+    exclude_segment_ids: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        source="exclude_segments", many=True, read_only=True
+    )
 
     class Meta:
         model = Campaign
         fields = [
             "id", "name", "template", "template_name", "status", "lists", "tags", "exclude_lists", "exclude_tags",
-            "high_priority", "scheduled_at", "started_at", "finished_at", "created_at", "updated_at",
+            "segment_ids", "exclude_segment_ids", "high_priority", "scheduled_at", "started_at", "finished_at",
+            "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -39,9 +46,14 @@ class CampaignWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     template = id_field(help_text="A template of the same workspace.")
     lists = _ids("Send to subscribed members of any of these lists (of the workspace).")
-    tags = _ids("... and to subscribers with any of these tags. At least one list or tag in all.")
+    tags = _ids("... and to subscribers with any of these tags.")
+    segment_ids = _ids(
+        "... and to subscribers in any of these saved segments (of the workspace), evaluated when the campaign "
+        "starts. At least one list, tag or segment in all."
+    )
     exclude_lists = _ids("Leave out members (subscribed or pending) of these lists.")
     exclude_tags = _ids("Leave out subscribers with any of these tags.")
+    exclude_segment_ids = _ids("Leave out subscribers in any of these saved segments (evaluated at the start).")
     high_priority = serializers.BooleanField(
         required=False, help_text="Sent even to subscribers who reached the workspace's frequency cap."
     )

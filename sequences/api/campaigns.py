@@ -42,7 +42,7 @@ def _service_fields(data: dict[str, Any]) -> dict[str, Any]:
     retrieve=extend_schema(tags=TAG, summary="Get a campaign"),
     create=extend_schema(
         tags=TAG, request=CampaignWriteSerializer, responses={201: CampaignSerializer},
-        summary="Create a draft campaign: a template and an audience (lists, tags, exclusions)",
+        summary="Create a draft campaign: a template and an audience (lists, tags, segments, exclusions)",
     ),
     update=extend_schema(
         tags=TAG, request=CampaignWriteSerializer, responses=CampaignSerializer,
@@ -57,7 +57,7 @@ def _service_fields(data: dict[str, Any]) -> dict[str, Any]:
 class CampaignViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
     parser_classes = JSON_ONLY
     queryset = Campaign.objects.select_related("template").prefetch_related(
-        "lists", "tags", "exclude_lists", "exclude_tags"
+        "lists", "tags", "exclude_lists", "exclude_tags", "segments", "exclude_segments"
     )
     serializer_class = CampaignSerializer
     lookup_value_regex = ID_REGEX
@@ -140,7 +140,7 @@ class CampaignViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
 
     @extend_schema(
         tags=TAG, responses=RecipientCountSerializer,
-        summary="How many subscribers the campaign would go to now (creates nothing)",
+        summary="How many subscribers the campaign would go to now, its segments evaluated now (creates nothing)",
     )  # fmt: skip
     @action(detail=True, methods=["get"], url_path="recipients/count", pagination_class=None, filterset_fields=[])
     def recipients_count(self, request: Request, pk: str | None = None) -> Response:

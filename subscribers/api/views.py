@@ -681,7 +681,11 @@ PREVIEW_LIMIT = OpenApiParameter(
     retrieve=extend_schema(tags=["segments"]),
     create=extend_schema(tags=["segments"], request=s.SegmentWriteSerializer, responses={201: s.SegmentSerializer}),
     partial_update=extend_schema(tags=["segments"], request=s.SegmentWriteSerializer, responses=s.SegmentSerializer),
-    destroy=extend_schema(tags=["segments"], responses={204: None}),
+    destroy=extend_schema(
+        tags=["segments"],
+        responses={204: None},
+        summary="Delete a segment (409 `segment_in_use` naming the campaigns and segments that use it)",
+    ),
 )
 class SegmentViewSet(ServiceCrudMixin):
     """Saved segments: rule trees over subscribers, with their count and a preview, saved or not."""

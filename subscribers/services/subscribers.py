@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -46,6 +46,10 @@ STATUS_EVENT: dict[str, str] = {
     SubscriberStatus.BOUNCED: EventType.BOUNCED,
     SubscriberStatus.COMPLAINED: EventType.COMPLAINED,
 }
+
+
+# (field or attribute key, value before, value after) of one real change.
+FieldChange = tuple[str, Any, Any]
 
 
 @dataclass
@@ -200,10 +204,7 @@ def subscriber_update(*, workspace: Workspace, subscriber: Subscriber, **changes
                 f"{clean.email} is already a subscriber.", code="subscriber_exists", details={"email": [clean.email]}
             )
     subscriber.email = clean.email
-    for name, value in clean.fields.items():
-        setattr(subscriber, name, value)
-    if "attributes" in changes:
-        subscriber.attributes = attributes_merge(current=subscriber.attributes, changes=clean.attributes)
+    field_changes = _apply(subscriber, clean)
     if "consent_source" in changes:
         subscriber.consent_source = name_check(value=changes["consent_source"], field="consent_source")
     for name in ("consent_ip", "consent_at", "confirmed_at"):
@@ -216,7 +217,56 @@ def subscriber_update(*, workspace: Workspace, subscriber: Subscriber, **changes
         raise Conflict(
             f"{clean.email} is already a subscriber.", code="subscriber_exists", details={"email": [clean.email]}
         )
+    if field_changes:
+        events_record_many(workspace=workspace, events=_field_changed_events(workspace, subscriber, field_changes))
     return subscriber
+
+
+def _field_changed_events(workspace: Workspace, subscriber: Subscriber, changes: Sequence[FieldChange]) -> list[Event]:
+    """One `field_changed` event per changed profile field or attribute key: {"field", "from", "to"}
+    (an attribute that appears has from null; one that is removed has to null)."""
+    return [
+        Event(
+            workspace=workspace,
+            subscriber=subscriber,
+            type=EventType.FIELD_CHANGED,
+            properties={"field": name, "from": old, "to": new},
+        )
+        for name, old, new in changes
+    ]
+
+
+def _tag_events(workspace: Workspace, subscriber: Subscriber, tags: Sequence[Tag], type: str) -> list[Event]:
+    return [
+        Event(workspace=workspace, subscriber=subscriber, type=type, properties={"tag": tag.name, "tag_id": tag.pk})
+        for tag in tags
+    ]
+
+
+def _tag_rows_insert(pairs: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Insert (subscriber id, tag id) rows, skipping those that exist; returns the rows it inserted.
+
+    One INSERT ... ON CONFLICT DO NOTHING RETURNING (PostgreSQL, and SQLite 3.35+): exactly the rows
+    that are new, even against a concurrent writer, so a tag_added event is written once per real add.
+    """
+    if not pairs:
+        return set()
+    through = Subscriber.tags.through
+    table = connection.ops.quote_name(through._meta.db_table)
+    inserted: set[tuple[int, int]] = set()
+    # A few thousand rows per statement keeps the parameter count far below every backend's limit.
+    for start in range(0, len(pairs), 2000):
+        batch = pairs[start : start + 2000]
+        values = ", ".join(["(%s, %s)"] * len(batch))
+        params = [value for pair in batch for value in pair]  # the table name is the model's: no user text
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (subscriber_id, tag_id) VALUES {values} "
+                "ON CONFLICT (subscriber_id, tag_id) DO NOTHING RETURNING subscriber_id, tag_id",
+                params,
+            )
+            inserted.update((row[0], row[1]) for row in cursor.fetchall())
+    return inserted
 
 
 def subscriber_delete(*, workspace: Workspace, subscriber: Subscriber) -> None:
@@ -418,36 +468,59 @@ def tags_get_or_create(*, workspace: Workspace, names: Sequence[str]) -> list[Ta
     return [existing[name] for name in names]
 
 
+def _forget_prefetched_tags(subscriber: Subscriber) -> None:
+    # The rows are written without the related manager (to learn which are new), so drop a prefetched
+    # list of tags as `tags.add()` would: the caller then reads the current ones.
+    getattr(subscriber, "_prefetched_objects_cache", {}).pop("tags", None)
+
+
+@transaction.atomic
 def subscriber_tags_add(*, workspace: Workspace, subscriber: Subscriber, names: Sequence[str]) -> list[Tag]:
-    """Tag the subscriber; tags that do not exist yet are created."""
+    """Tag the subscriber; tags that do not exist yet are created. A `tag_added` event ({"tag": name,
+    "tag_id": id}) is recorded for each tag the subscriber did not have, none for the others."""
     _check_owned(workspace, subscriber)
     tags = tags_get_or_create(workspace=workspace, names=names)
-    subscriber.tags.add(*tags)
+    inserted = _tag_rows_insert([(subscriber.pk, tag.pk) for tag in tags])
+    _forget_prefetched_tags(subscriber)
+    added = [tag for tag in tags if (subscriber.pk, tag.pk) in inserted]
+    if added:
+        events_record_many(workspace=workspace, events=_tag_events(workspace, subscriber, added, EventType.TAG_ADDED))
     return tags
 
 
-def subscriber_tag_remove(*, workspace: Workspace, subscriber: Subscriber, tag: Tag) -> None:
+@transaction.atomic
+def subscriber_tag_remove(*, workspace: Workspace, subscriber: Subscriber, tag: Tag) -> bool:
+    """Untag the subscriber; a `tag_removed` event is recorded only when it had the tag."""
     _check_owned(workspace, subscriber)
     if tag.workspace_id != workspace.pk:
         raise ValueError("tag belongs to another workspace")
-    subscriber.tags.remove(tag)
+    removed, _ = Subscriber.tags.through.objects.filter(subscriber_id=subscriber.pk, tag_id=tag.pk).delete()
+    _forget_prefetched_tags(subscriber)
+    if removed:
+        events_record_many(workspace=workspace, events=_tag_events(workspace, subscriber, [tag], EventType.TAG_REMOVED))
+    return bool(removed)
 
 
 # Chunked upsert: the bulk endpoint and the CSV import ------------------------------------------
 
 
-def _apply(subscriber: Subscriber, row: CleanSubscriber) -> bool:
-    changed = False
+def _apply(subscriber: Subscriber, row: CleanSubscriber) -> list[FieldChange]:
+    """Apply the row's profile fields and attributes; returns what really changed (field, from, to)."""
+    changes: list[FieldChange] = []
     for name, value in row.fields.items():
-        if getattr(subscriber, name) != value:
+        old = getattr(subscriber, name)
+        if old != value:
             setattr(subscriber, name, value)
-            changed = True
+            changes.append((name, old, value))
     if row.attributes:
-        merged = attributes_merge(current=subscriber.attributes, changes=row.attributes)
-        if merged != subscriber.attributes:
+        current = subscriber.attributes or {}
+        merged = attributes_merge(current=current, changes=row.attributes)
+        if merged != current:
+            for key in sorted(set(current) | set(merged)):
+                if current.get(key) != merged.get(key) or (key in current) != (key in merged):
+                    changes.append((key, current.get(key), merged.get(key)))
             subscriber.attributes = merged
-            changed = True
-    return changed
+    return changes
 
 
 def subscribers_upsert_chunk(
@@ -471,6 +544,7 @@ def subscribers_upsert_chunk(
         outcomes: list[UpsertOutcome] = []
         to_create: list[Subscriber] = []
         to_update: list[Subscriber] = []
+        changed_events: list[Event] = []
         for row in rows:
             current = existing.get(row.email)
             if current is None:
@@ -482,10 +556,11 @@ def subscribers_upsert_chunk(
                 outcomes.append(UpsertOutcome("created", subscriber))
             elif not update_existing:
                 outcomes.append(UpsertOutcome("skipped", current))
-            elif _apply(current, row):
+            elif changes := _apply(current, row):
                 current.updated_at = now
                 to_update.append(current)
                 outcomes.append(UpsertOutcome("updated", current))
+                changed_events += _field_changed_events(workspace, current, changes)
             else:
                 outcomes.append(UpsertOutcome("unchanged", current))
         if to_create:
@@ -497,10 +572,15 @@ def subscribers_upsert_chunk(
                     workspace=workspace, rows=rows, update_existing=update_existing, consent_source=consent_source,
                     mailing_list=mailing_list, tags=tags,
                 )  # fmt: skip
-            _record_subscribed(workspace, to_create, consent_source, mailing_list)
         if to_update:
             Subscriber.objects.bulk_update(to_update, ["attributes", "updated_at", *PROFILE_FIELDS])
-        _attach(workspace, [o.subscriber for o in outcomes if o.status != "skipped"], mailing_list, tags)
+        tag_events = _attach(workspace, [o.subscriber for o in outcomes if o.status != "skipped"], mailing_list, tags)
+        # Every event of the chunk (subscribed, field_changed, tag_added) in one insert.
+        events_record_many(
+            workspace=workspace,
+            events=[*_subscribed_events(workspace, to_create, consent_source, mailing_list), *changed_events,
+                    *tag_events],
+        )  # fmt: skip
     return outcomes
 
 
@@ -509,6 +589,7 @@ def _upsert_one_by_one(
     mailing_list: MailingList | None, tags: Sequence[Tag],
 ) -> list[UpsertOutcome]:  # fmt: skip
     outcomes = []
+    events: list[Event] = []
     for row in rows:
         current = subscribers_by_email(workspace=workspace, emails=[row.email]).get(row.email)
         if current is None:
@@ -520,52 +601,54 @@ def _upsert_one_by_one(
                 with transaction.atomic():
                     subscriber.save()
                 outcomes.append(UpsertOutcome("created", subscriber))
-                _record_subscribed(workspace, [subscriber], consent_source, mailing_list)
+                events += _subscribed_events(workspace, [subscriber], consent_source, mailing_list)
                 continue
             except IntegrityError:
                 current = subscribers_by_email(workspace=workspace, emails=[row.email])[row.email]
         if not update_existing:
             outcomes.append(UpsertOutcome("skipped", current))
-        elif _apply(current, row):
+        elif changes := _apply(current, row):
             current.save()
             outcomes.append(UpsertOutcome("updated", current))
+            events += _field_changed_events(workspace, current, changes)
         else:
             outcomes.append(UpsertOutcome("unchanged", current))
-    _attach(workspace, [o.subscriber for o in outcomes if o.status != "skipped"], mailing_list, tags)
+    events += _attach(workspace, [o.subscriber for o in outcomes if o.status != "skipped"], mailing_list, tags)
+    events_record_many(workspace=workspace, events=events)
     return outcomes
 
 
-def _record_subscribed(
+def _subscribed_events(
     workspace: Workspace, created: Sequence[Subscriber], source: str, mailing_list: MailingList | None
-) -> None:
+) -> list[Event]:
     properties: dict[str, Any] = {"source": source}
     if mailing_list is not None:
         status = _membership_status(mailing_list)
         properties.update(list_id=mailing_list.pk, list=mailing_list.name, status=status)
-    events_record_many(
-        workspace=workspace,
-        events=[
-            Event(workspace=workspace, subscriber=s, type=EventType.SUBSCRIBED, properties=properties) for s in created
-        ],
-    )
+    return [Event(workspace=workspace, subscriber=s, type=EventType.SUBSCRIBED, properties=properties) for s in created]
 
 
 def _attach(
     workspace: Workspace, subscribers: Sequence[Subscriber], mailing_list: MailingList | None, tags: Sequence[Tag]
-) -> None:
+) -> list[Event]:
+    """Put the subscribers on the list and tag them; returns the `tag_added` events of the tags that
+    were new to them (not yet recorded: the caller writes them with the chunk's other events)."""
     if not subscribers:
-        return
+        return []
     if mailing_list is not None:
         status = _membership_status(mailing_list)
         ListMembership.objects.bulk_create(
             [ListMembership(mailing_list=mailing_list, subscriber=s, status=status) for s in subscribers],
             ignore_conflicts=True,  # an existing membership (even an unsubscribed one) is left as it is
         )
-    if tags:
-        through = Subscriber.tags.through
-        through.objects.bulk_create(
-            [through(subscriber_id=s.pk, tag_id=tag.pk) for s in subscribers for tag in tags], ignore_conflicts=True
-        )
+    if not tags:
+        return []
+    inserted = _tag_rows_insert([(s.pk, tag.pk) for s in subscribers for tag in tags])
+    return [
+        event
+        for s in subscribers
+        for event in _tag_events(workspace, s, [tag for tag in tags if (s.pk, tag.pk) in inserted], EventType.TAG_ADDED)
+    ]
 
 
 def subscribers_bulk_upsert(

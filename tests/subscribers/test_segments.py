@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import ValidationFailed
-from subscribers.models import Event, EventType, FieldType, ListMembership, MembershipStatus
+from subscribers.models import Event, EventType, FieldType, ListMembership, MembershipStatus, Segment
 from subscribers.segments import segment_count, segment_preview, segment_subscribers, segment_validate
 from tests.factories import FieldDefinitionFactory, MailingListFactory, SubscriberFactory, TagFactory
 
@@ -180,14 +180,17 @@ def test_depth_and_size_limits(workspace):
 # --- hypothesis: the compiled query equals a plain-Python reference evaluator -------------------------
 
 
-def reference(node, sub):
-    """`sub`: dict with status, attributes, tags (indexes), lists (index -> status), events [(name, day)]."""
+def reference(node, sub, saved=()):
+    """`sub`: dict with status, attributes, tags (indexes), lists (index -> status), events [(name, day)];
+    `saved`: the saved segments' trees, by the index a {"segment": i} leaf names."""
     if "all" in node:
-        return all(reference(c, sub) for c in node["all"])
+        return all(reference(c, sub, saved) for c in node["all"])
     if "any" in node:
-        return any(reference(c, sub) for c in node["any"])
+        return any(reference(c, sub, saved) for c in node["any"])
     if "not" in node:
-        return not reference(node["not"], sub)
+        return not reference(node["not"], sub, saved)
+    if "segment" in node:
+        return reference(saved[node["segment"]], sub, saved)
     if "tag" in node:
         return node["tag"] in sub["tags"]
     if "list" in node:
@@ -254,6 +257,24 @@ trees = st.recursive(
     ),
     max_leaves=6,
 )
+
+
+def _with(extra_leaves, max_leaves):
+    return st.recursive(
+        leaves | extra_leaves,
+        lambda children: st.one_of(
+            st.builds(lambda c: {"all": c}, st.lists(children, min_size=1, max_size=3)),
+            st.builds(lambda c: {"any": c}, st.lists(children, min_size=1, max_size=3)),
+            st.builds(lambda c: {"not": c}, children),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+# Saved segment 0 has no references; saved segment 1 may refer to segment 0; the tree under test may
+# refer to either (a reference to a reference is followed).
+saved_trees = st.tuples(trees, _with(st.just({"segment": 0}), 4))
+trees_with_references = _with(st.builds(lambda i: {"segment": i}, st.integers(0, 1)), 6)
 subscribers = st.lists(
     st.fixed_dictionaries(
         {
@@ -270,8 +291,8 @@ subscribers = st.lists(
 
 @pytest.mark.django_db
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(subs=subscribers, tree=trees)
-def test_query_matches_reference(workspace, other_workspace, subs, tree):
+@given(subs=subscribers, tree=trees_with_references, saved=saved_trees)
+def test_query_matches_reference(workspace, other_workspace, subs, tree, saved):
     with transaction.atomic():
         FieldDefinitionFactory(workspace=workspace, key="n", type=FieldType.NUMBER)
         FieldDefinitionFactory(workspace=workspace, key="t", type=FieldType.TEXT)
@@ -292,10 +313,13 @@ def test_query_matches_reference(workspace, other_workspace, subs, tree):
                 Event.objects.create(
                     workspace=workspace, subscriber=row, name=name, occurred_at=NOW - dt.timedelta(days=day, hours=1)
                 )
-            if reference(tree, sub):
+            if reference(tree, sub, saved):
                 expected.add(f"s{i}@x.org")
+        saved_segments: list[Segment] = []
 
         def ids(node):
+            if "segment" in node:
+                return {"segment": saved_segments[node["segment"]].pk}
             if "tag" in node:
                 return {"tag": tags[node["tag"]].pk}
             if "list" in node:
@@ -307,5 +331,126 @@ def test_query_matches_reference(workspace, other_workspace, subs, tree):
                 return {"not": ids(node["not"])}
             return node
 
-        assert set(emails(workspace, ids(tree))) == expected, (tree, [(s["status"], s["events"]) for s in subs])
+        for n, saved_tree in enumerate(saved):
+            saved_segments.append(Segment.objects.create(workspace=workspace, name=f"saved{n}", rules=ids(saved_tree)))
+        assert set(emails(workspace, ids(tree))) == expected, (
+            tree,
+            saved,
+            [(s["status"], s["events"]) for s in subs],
+        )
+        transaction.set_rollback(True)
+
+
+# --- hypothesis: relative dates and engagement against a reference ---------------------------------
+# Every moment is NOW minus whole days and an hour (or, for date attributes, NOW's date minus whole
+# days), so "within the last N days" has one exact answer: day < N for moments, 0 <= day <= N for
+# dates (a date attribute is compared by calendar date, today included).
+
+
+def timed_reference(node, sub):
+    """`sub`: created (day), confirmed (day or None), born (day or None: the date attribute `d`),
+    mail [(type, day, campaign or None)] of opened / clicked events."""
+    if "all" in node:
+        return all(timed_reference(c, sub) for c in node["all"])
+    if "any" in node:
+        return any(timed_reference(c, sub) for c in node["any"])
+    if "not" in node:
+        return not timed_reference(node["not"], sub)
+    for column in ("created_at", "confirmed_at"):
+        if column in node:
+            day = sub["created" if column == "created_at" else "confirmed"]
+            spec = node[column]
+            if spec["op"] == "exists":
+                return (day is not None) == spec["value"]
+            return day is not None and day < spec["value"]["days"]
+    if "attribute" in node:
+        day = sub["born"]
+        if node["op"] == "exists":
+            return (day is not None) == node["value"]
+        return day is not None and 0 <= day <= node["value"]["days"]
+    if node["engagement"] == "never_opened":
+        return not any(kind == "opened" for kind, _, _ in sub["mail"])
+    return any(
+        kind == node["engagement"]
+        and (day < node["within_days"] if "within_days" in node else True)
+        and (campaign == node["campaign_id"] if "campaign_id" in node else True)
+        for kind, day, campaign in sub["mail"]
+    )
+
+
+some_days = st.sampled_from([1, 3, 7])
+timed_leaves = st.one_of(
+    st.builds(
+        lambda c, d: {c: {"op": "within_last", "value": {"days": d}}},
+        st.sampled_from(["created_at", "confirmed_at"]),
+        some_days,
+    ),
+    st.builds(lambda b: {"confirmed_at": {"op": "exists", "value": b}}, st.booleans()),
+    st.builds(lambda d: {"attribute": "d", "op": "within_last", "value": {"days": d}}, some_days),
+    st.builds(lambda b: {"attribute": "d", "op": "exists", "value": b}, st.booleans()),
+    st.builds(
+        lambda kind, d, c: {
+            "engagement": kind,
+            **({"within_days": d} if d else {}),
+            **({"campaign_id": c} if c else {}),
+        },
+        st.sampled_from(["opened", "clicked"]),
+        st.sampled_from([None, 2, 5]),
+        st.sampled_from([None, 1, 2]),
+    ),
+    st.just({"engagement": "never_opened"}),
+)
+timed_trees = st.recursive(
+    timed_leaves,
+    lambda children: st.one_of(
+        st.builds(lambda c: {"all": c}, st.lists(children, min_size=1, max_size=3)),
+        st.builds(lambda c: {"any": c}, st.lists(children, min_size=1, max_size=3)),
+        st.builds(lambda c: {"not": c}, children),
+    ),
+    max_leaves=5,
+)
+day = st.integers(0, 9)
+timed_subscribers = st.lists(
+    st.fixed_dictionaries(
+        {
+            "created": day,
+            "confirmed": st.none() | day,
+            "born": st.none() | st.integers(-2, 9),
+            "mail": st.lists(
+                st.tuples(st.sampled_from(["opened", "clicked"]), day, st.sampled_from([None, 1, 2])), max_size=3
+            ),
+        }
+    ),
+    max_size=6,
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(subs=timed_subscribers, tree=timed_trees)
+def test_dates_and_engagement_match_reference(workspace, other_workspace, subs, tree):
+    with transaction.atomic():
+        FieldDefinitionFactory(workspace=workspace, key="d", type=FieldType.DATE)
+        # A twin in another workspace that opens and clicks everything: it must never match.
+        twin = SubscriberFactory(workspace=other_workspace, created_at=NOW, attributes={"d": NOW.date().isoformat()})
+        Event.objects.create(workspace=other_workspace, subscriber=twin, type=EventType.OPENED, name="opened")
+        expected = set()
+        ago = dt.timedelta(hours=1)
+        for i, sub in enumerate(subs):
+            born = sub["born"]
+            row = SubscriberFactory(
+                workspace=workspace,
+                email=f"s{i}@x.org",
+                created_at=NOW - dt.timedelta(days=sub["created"]) - ago,
+                confirmed_at=None if sub["confirmed"] is None else NOW - dt.timedelta(days=sub["confirmed"]) - ago,
+                attributes={} if born is None else {"d": (NOW.date() - dt.timedelta(days=born)).isoformat()},
+            )
+            for kind, days, campaign in sub["mail"]:
+                Event.objects.create(
+                    workspace=workspace, subscriber=row, type=kind, name=kind, campaign_id=campaign,
+                    occurred_at=NOW - dt.timedelta(days=days) - ago,
+                )  # fmt: skip
+            if timed_reference(tree, sub):
+                expected.add(f"s{i}@x.org")
+        assert set(emails(workspace, tree)) == expected, (tree, subs)
         transaction.set_rollback(True)
