@@ -337,6 +337,10 @@ SPECTACULAR_SETTINGS = {
         "EventTypeEnum": "subscribers.models.EventType",
         "ImportStatusEnum": "subscribers.models.ImportStatus",
         "SuppressionKindEnum": "subscribers.models.SuppressionKind",
+        "WorkflowStatusEnum": "automation.models.WorkflowStatus",
+        "WorkflowReEntryEnum": "automation.models.ReEntry",
+        "WorkflowRunStatusEnum": "automation.models.RunStatus",
+        "SequenceReEntryEnum": "sequences.models.ReEntry",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {
