@@ -212,7 +212,8 @@ def wait_key_value(run: WorkflowRun, node: dict[str, Any]) -> str | None:
     key = node.get("match_key")
     if not key:
         return ""
-    value = (run.context or {}).get("properties", {}).get(key)
+    properties = (run.context or {}).get("properties") or {}
+    value = properties.get(key) if isinstance(properties, dict) else None
     return None if value is None else str(value)[:200]
 
 

@@ -167,7 +167,12 @@ def events_match(*, event_ids: Sequence[int], now: datetime | None = None) -> di
         subscriber = event.subscriber
         if subscriber is None:  # excluded by the query; says so to the type checker
             continue
+        properties = event.properties if isinstance(event.properties, dict) else {}
+        # A run waits for any such event (no key), or for one whose key property has its value: only
+        # the values this event carries can match.
+        key_values = [str(v)[:200] for v in properties.values() if v is not None and not isinstance(v, dict | list)]
         waiting = WorkflowRun.objects.filter(
+            Q(wait_key_value="") | Q(wait_key_value__in=key_values),
             workspace_id=event.workspace_id, status=RunStatus.ACTIVE, wait_event_name=event.name.lower()[:100],
             subscriber_id=subscriber.pk,
         ).exclude(wait_event_name="").values_list("pk", flat=True)  # fmt: skip
@@ -180,7 +185,6 @@ def events_match(*, event_ids: Sequence[int], now: datetime | None = None) -> di
         for workflow in workflows:
             if not trigger_filter_holds(workflow, event):
                 continue
-            properties = event.properties if isinstance(event.properties, dict) else {}
             start = workflow_run_start(
                 workflow=workflow, subscriber=subscriber, trigger_event_id=event.pk, context=event_context(event),
                 dedupe_key=dedupe_key_for(workflow, properties=properties, fallback=f"event:{event.pk}"), now=now,

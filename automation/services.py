@@ -30,7 +30,7 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from sequences.models import Sequence, Template
 from subscribers.models import FieldDefinition, FieldType, MailingList, Segment
 from subscribers.segments import segment_validate
-from subscribers.services.validation import email_normalize, json_storable
+from subscribers.services.validation import email_normalize, json_storable, text_storable
 
 MAX_ACTION_NODES = 200
 MAX_ACTION_DEPTH = 8
@@ -62,9 +62,7 @@ def _text(value: Any, path: str, *, max_length: int, required: bool = True) -> s
     value = value.strip()
     if len(value) > max_length:
         raise _fail(path, f"Must be at most {max_length} characters.")
-    if "\x00" in value:
-        raise _fail(path, "Must not contain NUL characters.")
-    return value
+    return text_storable(value=value, field=path)
 
 
 def _int(value: Any, path: str, *, minimum: int = 1, maximum: int = 2**62) -> int:

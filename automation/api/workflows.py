@@ -23,6 +23,7 @@ from automation.engine import run_advance, workflow_test
 from automation.matching import dedupe_key_for
 from automation.models import RunStatus, WorkflowRun
 from automation.runs import StartOutcome, workflow_run_start
+from subscribers.services.validation import json_storable
 
 ID_REGEX = "[0-9]{1,18}"
 JSON_ONLY = [JSONParser]
@@ -130,7 +131,7 @@ class WorkflowViewSet(
         subscriber = selectors.subscriber_for_workflow(
             workspace=self.workspace, subscriber_id=data.get("subscriber_id"), email=data.get("email")
         )
-        properties = dict(data.get("properties") or {})
+        properties = json_storable(value=dict(data.get("properties") or {}), field="properties")
         if data.get("dedupe_key"):
             dedupe_key = f"api:{data['dedupe_key']}"
         else:
@@ -158,7 +159,8 @@ class WorkflowViewSet(
         workflow = self.get_object()
         data = _validated(s.WorkflowTestRequestSerializer, request)
         subscriber = selectors.subscriber_for_workflow(workspace=self.workspace, subscriber_id=data["subscriber_id"])
-        context = {"event_name": "test", "event_type": "test", "properties": dict(data.get("properties") or {})}
+        properties = json_storable(value=dict(data.get("properties") or {}), field="properties")
+        context = {"event_name": "test", "event_type": "test", "properties": properties}
         entry = selectors.workflow_entry_holds(workflow=workflow, subscriber=subscriber)
         path = workflow_test(
             workflow=workflow, subscriber=subscriber, context=context, wait_outcome=data["wait_outcome"]

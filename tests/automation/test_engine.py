@@ -481,3 +481,43 @@ def test_the_segment_usage_checker_names_the_workflows_that_use_a_segment(worksp
                   actions=[{"type": "add_tag", "tag": "x"}])  # fmt: skip
     assert workflow_segment_usage(used) == ["workflow 'On entry' (trigger)"]
     assert workflow_segment_usage(unused) == []
+
+
+def test_a_crash_before_the_step_is_recorded_leaves_no_email_and_the_retry_queues_one(workspace, ada, monkeypatch):
+    from django.db import OperationalError
+
+    template = TemplateFactory(workspace=workspace, name="Receipt")
+    workflow = workflow_make(workspace, actions=[{"type": "send_email", "template_id": template.pk}])
+    run = workflow_run_start(workflow=workflow, subscriber=ada, dedupe_key="k").run
+    original, calls = WorkflowRunStep.save, []
+
+    def crash_once(self, *args, **kwargs):
+        calls.append(self.action_type)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(WorkflowRunStep, "save", crash_once)
+    with pytest.raises(OperationalError):
+        run_advance(run.pk)
+    run.refresh_from_db()
+    assert Message.objects.count() == 0 and run.step_count == 0 and run.position == [0] and run.status == "active"
+    run_advance(run.pk)  # the tick's next try
+    run.refresh_from_db()
+    assert Message.objects.filter(subscriber=ada, template=template).count() == 1
+    assert run.status == RunStatus.COMPLETED and [t for _, t, _, _ in log(run)] == ["send_email"]
+    run_advance(run.pk)
+    assert Message.objects.count() == 1
+
+
+def test_a_long_run_stops_after_the_per_advance_cap_and_the_tick_finishes_it(workspace, ada, monkeypatch):
+    from automation import engine
+
+    monkeypatch.setattr(engine, "MAX_ACTIONS_PER_ADVANCE", 2)
+    workflow = workflow_make(workspace, actions=[{"type": "add_tag", "tag": f"t{i}"} for i in range(5)])
+    run = start(workflow, ada)
+    assert run.status == RunStatus.ACTIVE and run.position == [2] and run.step_count == 2
+    while workflow_runs_advance_due(now=timezone.now() + timedelta(minutes=10)):
+        pass
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED and ada.tags.count() == 5

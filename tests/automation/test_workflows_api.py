@@ -229,3 +229,15 @@ def test_a_viewer_reads_but_cannot_write(client_for, workspace, waiting_run):
     assert WorkflowRunStep.objects.count() == 1 and Workflow.objects.count() == 1
     marketer = client_for(workspace, Role.MARKETER)
     assert marketer.post(f"/api/v1/workflow-runs/{waiting_run.pk}/pause").status_code == 200
+
+
+def test_unstorable_properties_answer_400_not_500(api, workspace, ada):
+    workflow = workflow_make(workspace, trigger_type="api", trigger_config={}, actions=WAIT)
+    for action in ("trigger", "test"):
+        response = api.post(
+            f"/api/v1/workflows/{workflow.pk}/{action}",
+            {"subscriber_id": ada.pk, "properties": {"note": "nul\u0000here"}}, format="json",
+        )  # fmt: skip
+        assert response.status_code == 400 and "properties" in response.json()["error"]["details"]
+    bad_name = api.post("/api/v1/workflows", {**BODY, "trigger_config": {"name": "a\u0000b"}}, format="json")
+    assert bad_name.status_code == 400 and "trigger_config.name" in bad_name.json()["error"]["details"]
