@@ -42,8 +42,6 @@ ACTION_TYPES = (
     "enroll", "exit_sequence", "send_email", "add_tag", "remove_tag", "subscribe_list", "unsubscribe_list",
     "update_field", "wait", "wait_for_event", "branch", "webhook", "notify", "goal",
 )  # fmt: skip
-# Built-in event types whose name is their type; a custom event may not take one of these names
-# as trigger, or its workflows would also fire on the built-in ones (that is what `event` means anyway).
 TIME_OF_DAY_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 # The cache key of the event names and trigger types that workflows use, read by the event matcher on
 # the sending hot path; every workflow write drops it.
@@ -71,7 +69,9 @@ def _int(value: Any, path: str, *, minimum: int = 1, maximum: int = 2**62) -> in
     return value
 
 
-def _object(value: Any, path: str, allowed: set[str], required: set[str] = frozenset()) -> Mapping[str, Any]:  # type: ignore[assignment]
+def _object(
+    value: Any, path: str, allowed: set[str], required: frozenset[str] | set[str] = frozenset()
+) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise _fail(path, "Must be an object.")
     for key in value:
