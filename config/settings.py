@@ -341,6 +341,10 @@ SPECTACULAR_SETTINGS = {
         "ImportStatusEnum": "subscribers.models.ImportStatus",
         "SuppressionKindEnum": "subscribers.models.SuppressionKind",
         "WebhookDeliveryStatusEnum": "automation.models.DeliveryStatus",
+        "WorkflowStatusEnum": "automation.models.WorkflowStatus",
+        "WorkflowReEntryEnum": "automation.models.ReEntry",
+        "WorkflowRunStatusEnum": "automation.models.RunStatus",
+        "SequenceReEntryEnum": "sequences.models.ReEntry",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {

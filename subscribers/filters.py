@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
@@ -20,6 +22,24 @@ from subscribers.models import (
 )
 
 MAX_ID = 2**63 - 1
+
+
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 moment compared in UTC: PostgreSQL refuses UTC offsets beyond 15:59 that Python
+    accepts (a 500 while streaming the CSV export), and a moment outside the calendar is a 400."""
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError("Enter a date and time within the calendar.", code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class IdFilter(django_filters.NumberFilter):
@@ -42,8 +62,8 @@ class SubscriberFilter(django_filters.FilterSet):
     )  # fmt: skip
     tag = IdFilter(field_name="tags__id", help_text="Tagged with this tag (id).")
     search = django_filters.CharFilter(method="filter_search", max_length=200, help_text="Part of email or name.")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Subscriber
@@ -74,8 +94,8 @@ class EventFilter(django_filters.FilterSet):
     type = django_filters.ChoiceFilter(choices=EventType.choices)
     name = django_filters.CharFilter(max_length=100)
     subscriber = IdFilter(field_name="subscriber_id")
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Event

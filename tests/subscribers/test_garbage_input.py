@@ -125,3 +125,13 @@ def test_json_nested_beyond_the_recursion_limit_answers_400(api):
     response = api.generic("POST", "/api/v1/events", body, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "parse_error"
+
+
+@pytest.mark.parametrize("moment", ["0123-11-24T22:29:46-17:08", "0001-01-01T00:00:00+05:00", "2026-01-01T00:00:00Z"])
+def test_moments_with_offsets_postgresql_refuses_filter_the_export_without_a_500(api, workspace, moment):
+    SubscriberFactory(workspace=workspace)
+    response = api.get("/api/v1/subscribers/export", {"format": "csv", "created_before": moment})
+    assert response.status_code in (200, 400)
+    if response.status_code == 200:
+        b"".join(response.streaming_content)  # the query runs while streaming
+    assert api.get("/api/v1/subscribers", {"created_before": moment}).status_code in (200, 400)
