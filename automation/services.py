@@ -5,17 +5,16 @@ validation of a workflow's trigger, entry conditions and actions (errors name th
 from __future__ import annotations
 
 import re
-import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
-from celery.schedules import crontab
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
+from automation.cron import cron_config_clean, workflow_periodic_task_remove, workflow_periodic_task_sync
 from automation.models import (
     OPEN_RUN_STATUSES,
     ReEntry,
@@ -170,20 +169,9 @@ def trigger_clean(*, workspace: Workspace, trigger_type: Any, config: Any) -> tu
         return {"segment_id": segment_id}, str(segment_id)
     if trigger_type == TriggerType.CRON:
         node = _object(config, path, {"cron", "timezone"}, {"cron"})
-        expression = _text(node["cron"], f"{path}.cron", max_length=100)
-        fields = expression.split()
-        if len(fields) != 5:
-            raise _fail(f"{path}.cron", "Must have 5 fields: minute hour day-of-month month day-of-week.")
-        try:
-            crontab(*fields)
-        except Exception as exc:  # noqa: BLE001 - celery raises ValueError or ParseException
-            raise _fail(f"{path}.cron", f"Not a valid cron expression: {exc}") from None
-        zone = node.get("timezone") or "UTC"
-        try:
-            zoneinfo.ZoneInfo(_text(zone, f"{path}.timezone", max_length=64))
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise _fail(f"{path}.timezone", "Must be an IANA time zone such as Europe/Paris.") from None
-        return {"cron": " ".join(fields), "timezone": zone}, ""
+        # One validator for the service and the periodic task: beat parses exactly what passed here.
+        schedule = cron_config_clean(config=dict(node), field=path)
+        return {"cron": " ".join(node["cron"].split()), "timezone": schedule["timezone"]}, ""
     _object(config, path, set())  # webhook, api: nothing to configure
     return {}, ""
 
@@ -324,12 +312,6 @@ def _usage_changed() -> None:
     cache.delete(USAGE_CACHE_KEY)
 
 
-def _cron_sync(workflow: Workflow) -> None:
-    from automation.cron import workflow_periodic_task_sync
-
-    workflow_periodic_task_sync(workflow)
-
-
 def _own(workspace: Workspace, workflow: Workflow) -> None:
     if workflow.workspace_id != workspace.pk:
         raise NotFound("No such workflow.")
@@ -401,7 +383,7 @@ def workflow_create(
                  "re_entry": re_entry, "dedupe_property": dedupe_property},
     )  # fmt: skip
     _save(workflow)
-    _cron_sync(workflow)
+    workflow_periodic_task_sync(workflow)
     _usage_changed()
     return workflow
 
@@ -413,7 +395,7 @@ def workflow_update(*, workspace: Workspace, workflow: Workflow, **changes: Any)
     workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
     _apply(workflow, workspace=workspace, changes=changes)
     _save(workflow)
-    _cron_sync(workflow)
+    workflow_periodic_task_sync(workflow)
     _usage_changed()
     return workflow
 
@@ -422,12 +404,7 @@ def workflow_update(*, workspace: Workspace, workflow: Workflow, **changes: Any)
 def workflow_delete(*, workspace: Workspace, workflow: Workflow) -> None:
     """Delete the workflow with its runs and their logs."""
     _own(workspace, workflow)
-    from automation import cron
-
-    # The periodic task of a cron workflow goes with it (or, without the remover, is disabled).
-    workflow.status = WorkflowStatus.PAUSED
-    remove = getattr(cron, "workflow_periodic_task_remove", None)
-    (remove or cron.workflow_periodic_task_sync)(workflow)
+    workflow_periodic_task_remove(workflow)  # the periodic task of a cron workflow goes with it
     workflow.delete()
     _usage_changed()
 
@@ -448,7 +425,7 @@ def _transition(workspace: Workspace, workflow: Workflow, *, to: str, allowed_fr
             workflow.activated_at = timezone.now()
     workflow.status = to
     workflow.save(update_fields=["status", "activated_at", "updated_at"])
-    _cron_sync(workflow)
+    workflow_periodic_task_sync(workflow)
     _usage_changed()
     return workflow
 
@@ -489,7 +466,7 @@ def workflow_cancel(*, workspace: Workspace, workflow: Workflow) -> int:
     if workflow.status != WorkflowStatus.PAUSED:
         workflow.status = WorkflowStatus.PAUSED
         workflow.save(update_fields=["status", "updated_at"])
-        _cron_sync(workflow)
+        workflow_periodic_task_sync(workflow)
         _usage_changed()
     runs = WorkflowRun.objects.filter(workflow=workflow, status__in=OPEN_RUN_STATUSES)
     return _runs_close(runs, status=RunStatus.CANCELLED, outcome="cancelled with the workflow")

@@ -135,6 +135,17 @@ def test_trigger_keys_are_derived_and_lower_cased(workspace):
     assert date.trigger_config == {"field": "birthday", "offset_days": 0, "anniversary": False, "at_hour": 9}
 
 
+@pytest.mark.parametrize("expression", ["0 9 31 12 *", "30 8 1 1,7 *", "0 6 * * 1-5", "*/15 * * * *"])
+def test_cron_expressions_are_read_minute_hour_day_month_weekday(workspace, expression):
+    # "0 9 31 12 *" is Dec 31 at 09:00: read in Celery's positional order (minute, hour, day of week,
+    # ...) the 31 would be a day of the week and the expression refused.
+    workflow = services.workflow_create(
+        workspace=workspace, name="yearly", trigger_type="cron", trigger_config={"cron": expression},
+        actions=[{"type": "add_tag", "tag": "x"}],
+    )  # fmt: skip
+    assert workflow.trigger_config == {"cron": expression, "timezone": "UTC"}
+
+
 def test_the_workspace_limit_answers_409(workspace, settings):
     settings.AUTOMATION_MAX_WORKFLOWS = 2
     workflow_make(workspace, actions=[{"type": "add_tag", "tag": "x"}], activate=False)
