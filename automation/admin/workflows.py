@@ -1,24 +1,26 @@
 """Admin for workflows and their runs.
 
-Workflows are built and validated through the API (automation.services); here they are read, renamed,
-activated, paused and deleted. Runs are read-only: their step log is an inline table readable at a glance.
+Every write goes through automation.services: adding and changing a workflow (whose trigger, entry
+conditions and actions the service validates, naming the path of a bad node), the state actions on
+workflows and runs, and deleting. Runs are read-only: a "why" summary on top, the step log inline.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from automation.cron import workflow_periodic_task_remove, workflow_periodic_task_sync
+from automation import services
 from automation.models import (
     OPEN_RUN_STATUSES,
     RunStatus,
@@ -26,11 +28,16 @@ from automation.models import (
     Workflow,
     WorkflowRun,
     WorkflowRunStep,
-    WorkflowStatus,
 )
 from core.errors import ApplicationError
 
 JSON_FIELDS = ("trigger_config", "entry_rules", "actions")
+# What the add / change form hands to workflow_create / workflow_update (the service's own fields).
+SERVICE_FIELDS = (
+    "name", "description", "trigger_type", "trigger_config", "entry_rules", "actions", "re_entry", "dedupe_property",
+)  # fmt: skip
+# `actions[2].then[0].tag` -> `actions`: the form field a service error path belongs to.
+FIELD_OF_PATH_RE = re.compile(r"^[^.\[]+")
 
 
 def _pretty_json(value: Any) -> str:
@@ -43,48 +50,141 @@ def workflow_hook_url(workflow: Workflow) -> str:
     return f"{settings.PUBLIC_BASE_URL}/hooks/{workflow.hook_token}"
 
 
-def _on_each(request: HttpRequest, queryset: QuerySet[Workflow], change: Callable[[Workflow], None], verb: str) -> None:
-    done = 0
-    for workflow in queryset.select_related("workspace"):
+class PrettyJSONField(forms.JSONField):
+    """A JSON text area that shows the stored value indented, one key a line, so a tree of actions can
+    be read and edited; text that is not JSON is a form error ("Enter a valid JSON.")."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value  # re-shown as typed, beside its error
+        if value is None:
+            return ""  # no entry conditions: an empty box, not "null"
+        return json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
+
+
+def _json_widget(rows: int) -> forms.Textarea:
+    return forms.Textarea(attrs={"rows": rows, "cols": 100, "style": "font-family: monospace"})
+
+
+class _DryRun(Exception):
+    """Raised inside a savepoint to roll back a service call made only to validate."""
+
+
+def _service_errors_to_form(form: forms.BaseForm, error: ApplicationError) -> None:
+    """Put a service error on the field its path starts with (`actions[2].tag` -> actions), keeping the
+    full path in the message; what names no field of the form goes on top of the form."""
+    if isinstance(error.details, dict) and error.details:
+        for path, path_messages in error.details.items():
+            match = FIELD_OF_PATH_RE.match(str(path))
+            field = match.group(0) if match else ""
+            for message in path_messages if isinstance(path_messages, list) else [path_messages]:
+                if field in form.fields:
+                    form.add_error(field, message if path == field else f"{path}: {message}")
+                else:
+                    form.add_error(None, f"{path}: {message}")
+        return
+    form.add_error("name" if error.code == "workflow_exists" else None, error.message)
+
+
+class WorkflowAdminForm(forms.ModelForm):
+    trigger_config = PrettyJSONField(
+        required=False, widget=_json_widget(6), help_text="An object; its keys depend on the trigger type."
+    )
+    entry_rules = PrettyJSONField(
+        required=False, widget=_json_widget(8), help_text="A segment rule tree; empty: every subscriber enters."
+    )
+    actions = PrettyJSONField(
+        required=False, widget=_json_widget(20), help_text="The ordered list of actions (see docs/automation.md)."
+    )
+
+    class Meta:
+        model = Workflow
+        fields = ["workspace", *SERVICE_FIELDS]
+
+    def service_changes(self) -> dict[str, Any]:
+        """The fields to hand to the service: all of them for a new workflow, the changed ones otherwise
+        (a new trigger type goes with its config, which the service reads with it)."""
+        if self.instance.pk is None:
+            return {key: self.cleaned_data.get(key) for key in SERVICE_FIELDS}
+        changed = set(self.changed_data)
+        if changed & {"trigger_type", "trigger_config"}:
+            changed |= {"trigger_type", "trigger_config"}
+        return {key: self.cleaned_data.get(key) for key in SERVICE_FIELDS if key in changed}
+
+    def service_save(self) -> Workflow:
+        """Create or update the workflow through the service (raises its ApplicationError)."""
+        changes = self.service_changes()
+        if self.instance.pk is None:
+            workspace = self.cleaned_data["workspace"]
+            return services.workflow_create(workspace=workspace, **changes)
+        if not changes:
+            return self.instance
+        return services.workflow_update(workspace=self.instance.workspace, workflow=self.instance, **changes)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors or (self.instance.pk is None and cleaned.get("workspace") is None):
+            return cleaned
+        # The service is the one validator (trigger, entry rules, actions, unique name, the workspace's
+        # limit): it runs here in a savepoint that is rolled back, so its errors land on the form's
+        # fields, and save_model then makes the same call for real in the same transaction.
         try:
             with transaction.atomic():
-                change(workflow)
+                self.service_save()
+                raise _DryRun
+        except _DryRun:
+            pass
         except ApplicationError as error:
-            messages.error(request, f"{workflow}: {error.message}")
-        else:
-            done += 1
-    if done:
-        messages.success(request, f"{done} workflow(s) {verb}.")
+            _service_errors_to_form(self, error)
+        return cleaned
+
+    def _post_clean(self) -> None:
+        # The model's own validation (construct_instance, full_clean) is the service's job here, and
+        # must not write the raw form values onto the instance the service re-reads.
+        pass
 
 
-def _status_set(workflow: Workflow, status: str) -> None:
-    # Until automation.services merges its activate / pause, the admin changes the status itself and
-    # keeps the cron PeriodicTask in step (enabled only while active).
-    workflow.status = status
-    fields = ["status", "updated_at"]
-    if status == WorkflowStatus.ACTIVE and workflow.activated_at is None:
-        workflow.activated_at = timezone.now()
-        fields.append("activated_at")
-    workflow.save(update_fields=fields)
-    workflow_periodic_task_sync(workflow)
+def _on_each(
+    request: HttpRequest, objects: Iterable[Any], change: Callable[[Any], Any], done: Callable[[list[Any]], str]
+) -> None:
+    """Apply `change` to each object in its own transaction; a refusal is reported per object and does not
+    stop the others. `done` words the results of those that succeeded."""
+    results = []
+    for obj in objects:
+        try:
+            with transaction.atomic():
+                results.append(change(obj))
+        except ApplicationError as error:
+            messages.error(request, f"{obj}: {error.message}")
+    if results:
+        messages.success(request, done(results))
+
+
+def _count(results: list[Any], noun: str, verb: str) -> str:
+    return f"{len(results)} {noun}{'' if len(results) == 1 else 's'} {verb}."
+
+
+def _cancelled_words(runs_cancelled: list[int]) -> str:
+    workflows, runs = len(runs_cancelled), sum(runs_cancelled)
+    plural = ("" if workflows == 1 else "s", "" if runs == 1 else "s")
+    return f"{workflows} workflow{plural[0]} cancelled (paused); {runs} open run{plural[1]} cancelled."
 
 
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
+    form = WorkflowAdminForm
     list_display = ["name", "workspace", "status", "trigger_type", "runs_open", "runs_completed", "runs_failed"]
     list_filter = ["status", "trigger_type", "workspace"]
     search_fields = ["name", "description"]
     list_select_related = ["workspace"]
     fields = [
-        "workspace", "name", "description", "status", "trigger_type", "trigger_key", "trigger_config_json",
-        "hook_url", "entry_rules_json", "actions_json", "re_entry", "dedupe_property", "periodic_task",
-        "activated_at", "created_at", "updated_at",
+        "workspace", "name", "description", "status", "trigger_type", "trigger_config", "trigger_key", "hook_url",
+        "entry_rules", "actions", "re_entry", "dedupe_property", "periodic_task", "activated_at", "created_at",
+        "updated_at",
     ]  # fmt: skip
-    readonly_fields = [
-        "workspace", "status", "trigger_type", "trigger_key", "trigger_config_json", "hook_url", "entry_rules_json",
-        "actions_json", "re_entry", "dedupe_property", "periodic_task", "activated_at", "created_at", "updated_at",
-    ]  # fmt: skip
-    actions = ["activate", "pause"]
+    # The status changes by the actions only (activate, pause, resume, cancel), through the services.
+    readonly_fields = ["status", "trigger_key", "hook_url", "periodic_task", "activated_at", "created_at", "updated_at"]
+    actions = ["activate", "pause", "resume", "cancel"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Workflow]:
         # The run counts of the whole page in the page's one query, not one query per row.
@@ -98,8 +198,9 @@ class WorkflowAdmin(admin.ModelAdmin):
             )
         )
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # built through the API, whose service validates the trigger and the actions
+    def get_readonly_fields(self, request: HttpRequest, obj: Workflow | None = None) -> list[str]:
+        # A workflow stays in the workspace it was made in: its actions refer to that workspace's rows.
+        return [*self.readonly_fields, "workspace"] if obj is not None else list(self.readonly_fields)
 
     @admin.display(description="open runs", ordering="open_runs")
     def runs_open(self, obj: Workflow) -> int:
@@ -113,45 +214,60 @@ class WorkflowAdmin(admin.ModelAdmin):
     def runs_failed(self, obj: Workflow) -> int:
         return getattr(obj, "failed_runs", 0)
 
-    @admin.display(description="trigger config")
-    def trigger_config_json(self, obj: Workflow) -> str:
-        return _pretty_json(obj.trigger_config)
-
-    @admin.display(description="entry conditions")
-    def entry_rules_json(self, obj: Workflow) -> str:
-        return _pretty_json(obj.entry_rules) if obj.entry_rules else "none: every subscriber"
-
-    @admin.display(description="actions")
-    def actions_json(self, obj: Workflow) -> str:
-        return _pretty_json(obj.actions)
-
     @admin.display(description="hook URL")
     def hook_url(self, obj: Workflow) -> str:
-        if obj.trigger_type != TriggerType.WEBHOOK:
+        if obj.pk is None or obj.trigger_type != TriggerType.WEBHOOK:
             return "-"
         return format_html("<code>POST {}</code>", workflow_hook_url(obj))
 
     def save_model(self, request: HttpRequest, obj: Workflow, form: Any, change: bool) -> None:
-        with transaction.atomic():
-            super().save_model(request, obj, form, change)
-            workflow_periodic_task_sync(obj)  # the PeriodicTask carries the workflow's name
+        # The form validated this exact call in a rolled-back savepoint of the same transaction.
+        saved = form.service_save()
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+        obj._state.adding = False  # the admin then logs and links to the row the service wrote
 
     def delete_model(self, request: HttpRequest, obj: Workflow) -> None:
-        with transaction.atomic():
-            workflow_periodic_task_remove(obj)
-            obj.delete()
+        try:
+            services.workflow_delete(workspace=obj.workspace, workflow=obj)
+        except ApplicationError as error:
+            messages.error(request, f"{obj}: {error.message}")
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
-        for workflow in queryset:
+        for workflow in queryset.select_related("workspace"):
             self.delete_model(request, workflow)
 
     @admin.action(description="Activate selected workflows")
     def activate(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
-        _on_each(request, queryset, lambda w: _status_set(w, WorkflowStatus.ACTIVE), "activated")
+        _on_each(
+            request, queryset.select_related("workspace"),
+            lambda w: services.workflow_activate(workspace=w.workspace, workflow=w),
+            lambda done: _count(done, "workflow", "activated"),
+        )  # fmt: skip
 
-    @admin.action(description="Pause selected workflows")
+    @admin.action(description="Pause selected workflows (open runs hold)")
     def pause(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
-        _on_each(request, queryset, lambda w: _status_set(w, WorkflowStatus.PAUSED), "paused")
+        _on_each(
+            request, queryset.select_related("workspace"),
+            lambda w: services.workflow_pause(workspace=w.workspace, workflow=w),
+            lambda done: _count(done, "workflow", "paused"),
+        )  # fmt: skip
+
+    @admin.action(description="Resume selected paused workflows")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
+        _on_each(
+            request, queryset.select_related("workspace"),
+            lambda w: services.workflow_resume(workspace=w.workspace, workflow=w),
+            lambda done: _count(done, "workflow", "resumed"),
+        )  # fmt: skip
+
+    @admin.action(description="Cancel selected workflows (pause them and cancel their open runs)")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
+        _on_each(
+            request, queryset.select_related("workspace"),
+            lambda w: services.workflow_cancel(workspace=w.workspace, workflow=w),
+            _cancelled_words,
+        )  # fmt: skip
 
 
 STEP_LOG_FIELDS = ("seq", "path", "action_type", "status", "detail", "error", "started_at", "time_taken")
@@ -184,15 +300,32 @@ class WorkflowRunStepInline(admin.TabularInline):
         return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
+def run_wait_words(run: WorkflowRun) -> str:
+    """The wait a run is in, in words ("" when it is not waiting)."""
+    if run.status not in OPEN_RUN_STATUSES:
+        return ""
+    wait = run.wait or {}
+    due = f"{run.due_at:%Y-%m-%d %H:%M %Z}" if run.due_at else ""
+    if run.wait_event_name:
+        key = f" with {wait.get('match_key')}={run.wait_key_value}" if run.wait_key_value else ""
+        return f"waiting for '{run.wait_event_name}'{key}" + (f", timing out at {due}" if due else "")
+    if due and wait:
+        return f"waiting until {due}"
+    if due:
+        return f"due at {due}"
+    return ""
+
+
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(admin.ModelAdmin):
     list_display = ["id", "workflow", "subscriber_email", "status", "started_at", "outcome"]
     list_filter = ["status", "workflow"]
     search_fields = ["subscriber__email", "workflow__name", "dedupe_key"]
     list_select_related = ["workflow", "subscriber"]
-    fields = RUN_FIELDS
-    readonly_fields = RUN_FIELDS
+    fieldsets = [("Why", {"fields": ["why"]}), ("Run", {"fields": RUN_FIELDS})]
+    readonly_fields = ["why", *RUN_FIELDS]
     inlines = [WorkflowRunStepInline]
+    actions = ["pause", "resume", "cancel"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # runs are started by triggers only
@@ -208,3 +341,53 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     @admin.display(description="wait")
     def wait_json(self, obj: WorkflowRun) -> str:
         return _pretty_json(obj.wait) if obj.wait else "-"
+
+    @admin.display(description="at a glance")
+    def why(self, obj: WorkflowRun) -> str:
+        """Where the run is and why, from its row and its last log line: the outcome of a finished run,
+        the error, the wait of an open one."""
+        lines: list[tuple[str, str]] = [("Status", obj.get_status_display())]
+        if obj.outcome:
+            lines.append(("Outcome", obj.outcome))
+        elif obj.status in OPEN_RUN_STATUSES:
+            lines.append(("Outcome", "still open"))
+        if obj.error:
+            lines.append(("Error", obj.error))
+        wait = run_wait_words(obj)
+        if wait:
+            lines.append(("Now", wait))
+        if obj.status == RunStatus.PAUSED:
+            lines.append(("Held", "paused: the engine leaves it where it is until it is resumed"))
+        last = obj.steps.order_by("-seq").first()
+        if last is not None:
+            step = f"#{last.seq} {last.action_type} at {last.path}: {last.get_status_display().lower()}"
+            lines.append(("Last step", f"{step}, {last.error or last.detail}" if last.error or last.detail else step))
+        lines.append(("Steps", str(obj.step_count)))
+        return format_html(
+            '<dl style="margin: 0">{}</dl>',
+            format_html_join("", "<dt><strong>{}</strong></dt><dd>{}</dd>", lines),
+        )
+
+    @admin.action(description="Pause selected runs")
+    def pause(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
+        _on_each(
+            request, queryset.select_related("workspace"),
+            lambda r: services.workflow_run_pause(workspace=r.workspace, run=r),
+            lambda done: _count(done, "run", "paused"),
+        )  # fmt: skip
+
+    @admin.action(description="Resume selected paused runs")
+    def resume(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
+        _on_each(
+            request, queryset.select_related("workspace"),
+            lambda r: services.workflow_run_resume(workspace=r.workspace, run=r),
+            lambda done: _count(done, "run", "resumed"),
+        )  # fmt: skip
+
+    @admin.action(description="Cancel selected runs")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
+        _on_each(
+            request, queryset.select_related("workspace"),
+            lambda r: services.workflow_run_cancel(workspace=r.workspace, run=r),
+            lambda done: _count(done, "run", "cancelled"),
+        )  # fmt: skip
