@@ -16,10 +16,19 @@ from django.core.management.base import CommandError
 from django.template import Context, Engine
 
 from accounts.models import Membership, Role, Workspace
+from automation.models import Workflow
 from config.management.commands.load_demo_data import DEMO_DEFAULT_PASSWORD, DEMO_OWNER_EMAIL, FIELDS
 from config.management.commands.run_embedded import Child, stop_children
 from sequences.models import Sequence, SequenceStatus, Step, Template
-from subscribers.models import FieldDefinition, ListMembership, MailingList, Subscriber, Tag
+from subscribers.models import (
+    FieldDefinition,
+    ListMembership,
+    MailingList,
+    Segment,
+    Subscriber,
+    SubscriberStatus,
+    Tag,
+)
 
 User = get_user_model()
 
@@ -95,6 +104,8 @@ def _demo_counts() -> dict[str, int]:
         "templates": Template.objects.count(),
         "sequences": Sequence.objects.count(),
         "steps": Step.objects.count(),
+        "segments": Segment.objects.count(),
+        "workflows": Workflow.objects.count(),
     }
 
 
@@ -116,6 +127,27 @@ def test_loading_the_demo_twice_changes_nothing(demo):
         list(Subscriber.objects.order_by("email").values_list("email", "first_name", "attributes", "updated_at"))
         == snapshot
     )
+
+
+def test_demo_has_a_segment_that_counts_and_an_active_workflow_that_runs_on_a_first_order(demo):
+    from automation.matching import events_match
+    from automation.models import WorkflowRun
+    from subscribers.segments import segment_count
+    from subscribers.services import event_record
+
+    workspace = Workspace.objects.get(slug="demo")
+    segment = Segment.objects.get(workspace=workspace, name="Pro customers who open")
+    assert segment_count(workspace=workspace, tree=segment.rules) == 0  # nobody opened anything yet
+    workflow = Workflow.objects.get(workspace=workspace, name="First order nudge")
+    assert workflow.status == "active" and workflow.trigger_key == "order_placed"
+
+    subscriber = Subscriber.objects.filter(workspace=workspace, status=SubscriberStatus.ACTIVE).first()
+    event, _ = event_record(workspace=workspace, subscriber=subscriber, name="order_placed",
+                            properties={"order_id": "D-1"})  # fmt: skip
+    events_match(event_ids=[event.pk])
+
+    run = WorkflowRun.objects.get(workflow=workflow, subscriber=subscriber)
+    assert run.dedupe_key == "order_id:D-1" and run.wait_event_name == "" and run.due_at > event.occurred_at
 
 
 def test_demo_has_a_workspace_with_sender_details_and_about_two_hundred_varied_subscribers(demo):

@@ -27,6 +27,7 @@ from subscribers.models import (
     ListMembership,
     MailingList,
     MembershipStatus,
+    Segment,
     Subscriber,
     SubscriberStatus,
     Tag,
@@ -285,7 +286,8 @@ def demo_data_load(*, with_login: bool) -> DemoSummary:
     existing_links = set(Through.objects.filter(tag__workspace=workspace).values_list("subscriber_id", "tag_id"))
     Through.objects.bulk_create([t for t in tag_links if (t.subscriber_id, t.tag_id) not in existing_links])
 
-    _welcome_sequence_get_or_create(workspace=workspace, now=now)
+    welcome = _welcome_sequence_get_or_create(workspace=workspace, now=now)
+    _demo_automation_get_or_create(workspace=workspace, welcome=welcome)
     return DemoSummary(
         workspace=workspace,
         owner_email=DEMO_OWNER_EMAIL if owner is not None else None,
@@ -326,9 +328,48 @@ def _welcome_sequence_get_or_create(*, workspace: Workspace, now: datetime) -> S
     return sequence
 
 
+def _demo_automation_get_or_create(*, workspace: Workspace, welcome: Sequence) -> None:
+    """A saved segment and the issue's example workflow, through the services (so they are valid):
+    "when someone places their first order, wait a day, and if they have not opened the welcome email,
+    tag them and send them a nudge". Active, but nothing runs until an `order_placed` event arrives."""
+    from automation.models import Workflow
+    from automation.services import workflow_activate, workflow_create
+    from subscribers.segments import segment_create
+
+    if not Segment.objects.filter(workspace=workspace, name="Pro customers who open").exists():
+        segment_create(
+            workspace=workspace,
+            name="Pro customers who open",
+            description="On the pro plan and opened an email in the last 30 days.",
+            rules={"all": [{"attribute": "plan", "op": "eq", "value": "pro"},
+                           {"engagement": "opened", "within_days": 30}]},
+        )  # fmt: skip
+    if Workflow.objects.filter(workspace=workspace, name="First order nudge").exists():
+        return
+    nudge = Template.objects.filter(workspace=workspace, name="Welcome 3: How is it going?").first()
+    workflow = workflow_create(
+        workspace=workspace,
+        name="First order nudge",
+        description="After a first order, a day later: if the welcome emails went unopened, tag and nudge.",
+        trigger_type="event",
+        trigger_config={"name": "order_placed"},
+        dedupe_property="order_id",
+        actions=[
+            {"type": "wait", "duration": {"value": 1, "unit": "days"}},
+            {"type": "branch",
+             "rules": {"engagement": "opened", "sequence_id": welcome.pk},
+             "then": [{"type": "goal", "name": "engaged_after_order"}],
+             "else": [{"type": "add_tag", "tag": "needs-nudge"},
+                      *([{"type": "send_email", "template_id": nudge.pk}] if nudge else [])]},
+        ],
+    )  # fmt: skip
+    workflow_activate(workspace=workspace, workflow=workflow)
+
+
 class Command(BaseCommand):
     help = (
-        "Load the demo workspace (slug 'demo'): ~200 subscribers, two lists, tags and a welcome sequence, and "
+        "Load the demo workspace (slug 'demo'): ~200 subscribers, two lists, tags, a welcome sequence, a segment "
+        "and a workflow, and "
         "outside production an owner login demo@example.com (password: $DEMO_PASSWORD or 'demo-password'). "
         "Safe to run again: it only adds what is missing."
     )
