@@ -170,6 +170,25 @@ def _cancelled_words(runs_cancelled: list[int]) -> str:
     return f"{workflows} workflow{plural[0]} cancelled (paused); {runs} open run{plural[1]} cancelled."
 
 
+def _service_action(
+    service: Callable[..., Any], *, noun: str, description: str, done: Callable[[list[Any]], str]
+) -> Callable[[Any, HttpRequest, QuerySet[Any]], None]:
+    """An admin action that calls `service(workspace=..., <noun>=obj)` on each selected object."""
+
+    @admin.action(description=description)
+    def act(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        _on_each(
+            request, queryset.select_related("workspace"),
+            lambda obj: service(workspace=obj.workspace, **{noun: obj}), done,
+        )  # fmt: skip
+
+    return act
+
+
+def _counted(noun: str, verb: str) -> Callable[[list[Any]], str]:
+    return lambda done: _count(done, noun, verb)
+
+
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
     form = WorkflowAdminForm
@@ -237,37 +256,22 @@ class WorkflowAdmin(admin.ModelAdmin):
         for workflow in queryset.select_related("workspace"):
             self.delete_model(request, workflow)
 
-    @admin.action(description="Activate selected workflows")
-    def activate(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
-        _on_each(
-            request, queryset.select_related("workspace"),
-            lambda w: services.workflow_activate(workspace=w.workspace, workflow=w),
-            lambda done: _count(done, "workflow", "activated"),
-        )  # fmt: skip
-
-    @admin.action(description="Pause selected workflows (open runs hold)")
-    def pause(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
-        _on_each(
-            request, queryset.select_related("workspace"),
-            lambda w: services.workflow_pause(workspace=w.workspace, workflow=w),
-            lambda done: _count(done, "workflow", "paused"),
-        )  # fmt: skip
-
-    @admin.action(description="Resume selected paused workflows")
-    def resume(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
-        _on_each(
-            request, queryset.select_related("workspace"),
-            lambda w: services.workflow_resume(workspace=w.workspace, workflow=w),
-            lambda done: _count(done, "workflow", "resumed"),
-        )  # fmt: skip
-
-    @admin.action(description="Cancel selected workflows (pause them and cancel their open runs)")
-    def cancel(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
-        _on_each(
-            request, queryset.select_related("workspace"),
-            lambda w: services.workflow_cancel(workspace=w.workspace, workflow=w),
-            _cancelled_words,
-        )  # fmt: skip
+    activate = _service_action(
+        services.workflow_activate, noun="workflow", description="Activate selected workflows",
+        done=_counted("workflow", "activated"),
+    )  # fmt: skip
+    pause = _service_action(
+        services.workflow_pause, noun="workflow", description="Pause selected workflows (open runs hold)",
+        done=_counted("workflow", "paused"),
+    )  # fmt: skip
+    resume = _service_action(
+        services.workflow_resume, noun="workflow", description="Resume selected paused workflows",
+        done=_counted("workflow", "resumed"),
+    )  # fmt: skip
+    cancel = _service_action(
+        services.workflow_cancel, noun="workflow",
+        description="Cancel selected workflows (pause them and cancel their open runs)", done=_cancelled_words,
+    )  # fmt: skip
 
 
 STEP_LOG_FIELDS = ("seq", "path", "action_type", "status", "detail", "error", "started_at", "time_taken")
@@ -368,26 +372,13 @@ class WorkflowRunAdmin(admin.ModelAdmin):
             format_html_join("", "<dt><strong>{}</strong></dt><dd>{}</dd>", lines),
         )
 
-    @admin.action(description="Pause selected runs")
-    def pause(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
-        _on_each(
-            request, queryset.select_related("workspace"),
-            lambda r: services.workflow_run_pause(workspace=r.workspace, run=r),
-            lambda done: _count(done, "run", "paused"),
-        )  # fmt: skip
-
-    @admin.action(description="Resume selected paused runs")
-    def resume(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
-        _on_each(
-            request, queryset.select_related("workspace"),
-            lambda r: services.workflow_run_resume(workspace=r.workspace, run=r),
-            lambda done: _count(done, "run", "resumed"),
-        )  # fmt: skip
-
-    @admin.action(description="Cancel selected runs")
-    def cancel(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
-        _on_each(
-            request, queryset.select_related("workspace"),
-            lambda r: services.workflow_run_cancel(workspace=r.workspace, run=r),
-            lambda done: _count(done, "run", "cancelled"),
-        )  # fmt: skip
+    pause = _service_action(
+        services.workflow_run_pause, noun="run", description="Pause selected runs", done=_counted("run", "paused")
+    )
+    resume = _service_action(
+        services.workflow_run_resume, noun="run", description="Resume selected paused runs",
+        done=_counted("run", "resumed"),
+    )  # fmt: skip
+    cancel = _service_action(
+        services.workflow_run_cancel, noun="run", description="Cancel selected runs", done=_counted("run", "cancelled")
+    )
