@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
 
 from accounts.models import Membership, Role, Workspace
 from accounts.selectors import WorkspaceAccess
@@ -35,15 +36,16 @@ def ui_access(request: HttpRequest) -> WorkspaceAccess | None:
         return None
     chosen = request.session.get(SESSION_KEY)
     membership = next((m for m in memberships if m.workspace_id == chosen), memberships[0])
-    request.session[SESSION_KEY] = membership.workspace_id
+    if chosen != membership.workspace_id:  # write only on change: an unchanged session is not saved again
+        request.session[SESSION_KEY] = membership.workspace_id
     return WorkspaceAccess(workspace=membership.workspace, role=membership.role)
 
 
 def workspace_switch(request: HttpRequest, *, workspace_id: int) -> Workspace:
     """Make `workspace_id` the session's workspace; Http404 unless the user is a member of it."""
-    membership = (
-        Membership.objects.filter(user=request.user, workspace_id=workspace_id).select_related("workspace").first()
-    )
+    user = cast(User, request.user)  # the view is login_required
+    memberships = Membership.objects.filter(user=user, workspace_id=workspace_id)
+    membership = memberships.select_related("workspace").first()
     if membership is None:
         raise Http404("Workspace not found.")
     request.session[SESSION_KEY] = membership.workspace_id
@@ -56,16 +58,16 @@ def may(role: str, required: str) -> bool:
 
 def workspace_view(
     *, read_role: str = Role.VIEWER, write_role: str = Role.MARKETER
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """Require a signed-in member with the role for this method; sets request.workspace and request.role.
 
     A service's NotFound (a row of another workspace, or none) becomes the UI's 404.
     """
 
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorate(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @login_required
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             access = ui_access(request)
             if access is None:
                 raise PermissionDenied("You are not a member of any workspace.")

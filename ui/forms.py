@@ -18,9 +18,9 @@ class SubscriberFilterForm(forms.Form):
     def __init__(self, *args, workspace: Workspace, **kwargs):
         super().__init__(*args, **kwargs)
         # Choices come from the current workspace only: another workspace's id is an invalid choice.
-        self.fields["list"].queryset = MailingList.objects.filter(workspace=workspace).order_by("name")
-        self.fields["tag"].queryset = Tag.objects.filter(workspace=workspace).order_by("name")
-        self.fields["segment"].queryset = Segment.objects.filter(workspace=workspace).order_by("name")
+        self.fields["list"].queryset = MailingList.objects.filter(workspace=workspace).order_by("name")  # type: ignore[attr-defined]
+        self.fields["tag"].queryset = Tag.objects.filter(workspace=workspace).order_by("name")  # type: ignore[attr-defined]
+        self.fields["segment"].queryset = Segment.objects.filter(workspace=workspace).order_by("name")  # type: ignore[attr-defined]
 
 
 class ImportForm(forms.Form):
@@ -33,7 +33,8 @@ class ImportForm(forms.Form):
 
     def __init__(self, *args, workspace: Workspace, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["mailing_list"].queryset = MailingList.objects.filter(workspace=workspace).order_by("name")
+        mailing_lists = MailingList.objects.filter(workspace=workspace).order_by("name")
+        self.fields["mailing_list"].queryset = mailing_lists  # type: ignore[attr-defined]
 
     def tag_names(self) -> list[str]:
         return [name.strip() for name in self.cleaned_data["tags"].split(",") if name.strip()]
@@ -51,5 +52,7 @@ class WorkspaceSettingsForm(forms.ModelForm):
 
 
 class ApiKeyForm(forms.Form):
+    prefix = "key"  # beside the workspace form on one page: its field ids must not collide (id_name)
+
     name = forms.CharField(max_length=100)
     scope = forms.ChoiceField(choices=ApiKeyScope.choices, initial=ApiKeyScope.READ)

@@ -15,6 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -41,7 +42,7 @@ def _workspace(request: HttpRequest) -> Workspace:
     return request.workspace  # type: ignore[attr-defined]
 
 
-def _add_errors(form: django_forms.Form, error: ApplicationError) -> None:
+def _add_errors(form: django_forms.BaseForm, error: ApplicationError) -> None:
     """Put a service's error on the form field it names (or on the form when it names none it has)."""
     details = error.details if isinstance(error.details, dict) else {}
     placed = False
@@ -135,7 +136,7 @@ def subscriber_list(request: HttpRequest) -> HttpResponse:
 
 @workspace_view()
 @require_GET
-def subscriber_export(request: HttpRequest) -> StreamingHttpResponse:
+def subscriber_export(request: HttpRequest) -> HttpResponseBase:
     """The filtered subscribers as CSV, streamed by the same function as the API's export."""
     _form, queryset = _filtered_subscribers(request)
     lines = imports.subscribers_export_lines(workspace=_workspace(request), queryset=queryset)
@@ -208,7 +209,7 @@ def import_progress(request: HttpRequest, import_id: int) -> HttpResponse:
 
 @workspace_view()
 @require_GET
-def import_errors(request: HttpRequest, import_id: int) -> HttpResponse:
+def import_errors(request: HttpRequest, import_id: int) -> HttpResponseBase:
     job = subscriber_selectors.import_job_get(workspace=_workspace(request), import_id=import_id)
     if job.status not in (ImportStatus.COMPLETED, ImportStatus.FAILED):
         raise Http404("The import has not finished yet.")

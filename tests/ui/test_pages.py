@@ -171,7 +171,7 @@ def test_a_viewer_cannot_post_anything(ui_client, workspace):
     assert client.post(f"/app/sequences/{sequence.pk}/activate").status_code == 403
     assert client.post("/app/subscribers/import/", {"file": upload}).status_code == 403
     assert client.post("/app/settings/", {"name": "Hijacked"}).status_code == 403
-    assert client.post("/app/settings/api-keys/", {"name": "k", "scope": "write"}).status_code == 403
+    assert client.post("/app/settings/api-keys/", {"key-name": "k", "key-scope": "write"}).status_code == 403
     sequence.refresh_from_db()
     workspace.refresh_from_db()
     assert sequence.status == SequenceStatus.DRAFT and workspace.name == "Acme"
@@ -185,7 +185,7 @@ def test_a_marketer_changes_sequences_but_not_settings_or_keys(ui_client, worksp
     assert client.post("/app/settings/", {"name": "Renamed"}).status_code == 403
     assert client.get("/app/settings/").status_code == 200
     assert b"API keys" not in client.get("/app/settings/").content
-    assert client.post("/app/settings/api-keys/", {"name": "k", "scope": "read"}).status_code == 403
+    assert client.post("/app/settings/api-keys/", {"key-name": "k", "key-scope": "read"}).status_code == 403
 
 
 def test_csrf_is_enforced_on_every_form(ui_client, workspace):
@@ -195,7 +195,7 @@ def test_csrf_is_enforced_on_every_form(ui_client, workspace):
     for path, data in [
         (f"/app/sequences/{sequence.pk}/activate", {}),
         ("/app/settings/", {"name": "x"}),
-        ("/app/settings/api-keys/", {"name": "k", "scope": "read"}),
+        ("/app/settings/api-keys/", {"key-name": "k", "key-scope": "read"}),
         ("/app/workspace/", {"workspace": workspace.pk}),
         ("/app/logout/", {}),
     ]:
@@ -388,7 +388,7 @@ def test_settings_save_through_the_service_and_errors_name_the_field(ui_client, 
 
 def test_an_api_key_secret_is_shown_once_and_the_key_can_be_revoked(ui_client, workspace):
     client = ui_client(Role.ADMIN)
-    response = client.post("/app/settings/api-keys/", {"name": "Zapier", "scope": "write"})
+    response = client.post("/app/settings/api-keys/", {"key-name": "Zapier", "key-scope": "write"})
     assert response.status_code == 200
     secret = response.context["new_secret"]
     assert secret in response.content.decode() and response["Cache-Control"] == "no-store"
@@ -398,5 +398,5 @@ def test_an_api_key_secret_is_shown_once_and_the_key_can_be_revoked(ui_client, w
     assert client.post(f"/app/settings/api-keys/{key.pk}/revoke").status_code == 302
     key.refresh_from_db()
     assert key.revoked_at is not None
-    bad = client.post("/app/settings/api-keys/", {"name": " ", "scope": "read"})
+    bad = client.post("/app/settings/api-keys/", {"key-name": " ", "key-scope": "read"})
     assert bad.status_code == 400 and bad.context["key_form"].errors["name"]
