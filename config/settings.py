@@ -244,7 +244,6 @@ IMPORT_MAX_FILE_SIZE = env.int("IMPORT_MAX_FILE_SIZE", default=200 * 1024 * 1024
 # The marketer UI signs people in; after signing in they land on its dashboard.
 LOGIN_URL = "ui:login"
 LOGIN_REDIRECT_URL = "ui:dashboard"
-LOGOUT_REDIRECT_URL = "ui:login"
 
 # Email addresses are checked for syntax only unless asked: DNS look-ups are slow and need a network.
 EMAIL_CHECK_DELIVERABILITY = env.bool("EMAIL_CHECK_DELIVERABILITY", default=False)

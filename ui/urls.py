@@ -8,8 +8,9 @@ from ui import views
 app_name = "ui"
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="ui/login.html"), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", views.login, name="login"),
+    # next_page here, not LOGOUT_REDIRECT_URL: the admin's own logout keeps its page.
+    path("logout/", auth_views.LogoutView.as_view(next_page="ui:login"), name="logout"),
     path("workspace/", views.switch_workspace, name="switch-workspace"),
     path("", views.dashboard, name="dashboard"),
     path("subscribers/", views.subscriber_list, name="subscribers"),

@@ -10,8 +10,11 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django import forms as django_forms
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -19,6 +22,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_ratelimit.decorators import ratelimit
 
 from accounts import services as account_services
 from accounts.models import ApiKey, Membership, Role, Workspace
@@ -68,6 +72,24 @@ def _streamed(request: HttpRequest, lines: Iterator[Any]) -> Iterator[Any] | Asy
                 yield line
 
     return batches()
+
+
+# Signing in -----------------------------------------------------------------------------------
+
+
+def _login_rate(group: str, request: HttpRequest) -> str:
+    return settings.API_THROTTLE_AUTH  # read per request, never at import time
+
+
+@ratelimit(group="ui-login", key="ip", rate=_login_rate, method="POST", block=False)
+def login(request: HttpRequest) -> HttpResponseBase:
+    """Django's login view, with the API token endpoint's per-address limit on attempts (password guessing)."""
+    if getattr(request, "limited", False):
+        context = {"form": AuthenticationForm(request), "limited": True}
+        response = render(request, "ui/login.html", context, status=429)
+        response["Retry-After"] = "60"
+        return response
+    return auth_views.LoginView.as_view(template_name="ui/login.html")(request)
 
 
 # Workspace ------------------------------------------------------------------------------------

@@ -28,7 +28,9 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# Module scope: the browser (and DJANGO_ALLOW_ASYNC_UNSAFE below) must not outlive these tests; a
+# subprocess started by a later test would inherit the variable (`check --deploy` refuses it).
+@pytest.fixture(scope="module")
 def chromium(django_db_setup) -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
         _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
@@ -81,7 +83,7 @@ def screenshot(page: Any, name: str) -> None:
 
 def log_in(page: Any, email: str, password: str) -> None:
     page.goto("/app/login/")
-    page.get_by_label("Email or username").fill(email)
+    page.get_by_label("Email", exact=True).fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/app/")

@@ -78,6 +78,14 @@ def test_log_in_through_the_form_lands_on_the_dashboard_and_log_out_ends_the_ses
     assert client.get("/app/").status_code == 302
 
 
+def test_login_attempts_are_limited_per_address(workspace, settings):
+    settings.API_THROTTLE_AUTH = "3/m"
+    client = Client()
+    attempt = {"username": "x@example.com", "password": "guess"}
+    statuses = [client.post("/app/login/", attempt).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_renders_for_a_viewer(ui_client, path):
     response = ui_client(Role.VIEWER).get(path)
