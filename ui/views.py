@@ -26,6 +26,7 @@ from django_ratelimit.decorators import ratelimit
 
 from accounts import services as account_services
 from accounts.models import ApiKey, Membership, Role, Workspace
+from automation.models import WebhookEndpoint
 from core.errors import ApplicationError, ValidationFailed
 from sequences import selectors as sequence_selectors
 from sequences import services as sequence_services
@@ -294,6 +295,8 @@ def _settings_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "is_admin": is_admin,
         "members": Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__email"),
         "api_keys": ApiKey.objects.filter(workspace=workspace) if is_admin else [],
+        # Read-only here (managed through the API); the signing secret is never shown.
+        "webhooks": WebhookEndpoint.objects.filter(workspace=workspace).order_by("id"),
         "nav": "settings",
     }
     context.update(extra)

@@ -408,3 +408,14 @@ def test_an_api_key_secret_is_shown_once_and_the_key_can_be_revoked(ui_client, w
     assert key.revoked_at is not None
     bad = client.post("/app/settings/api-keys/", {"key-name": " ", "key-scope": "read"})
     assert bad.status_code == 400 and bad.context["key_form"].errors["name"]
+
+
+def test_settings_list_the_workspace_webhooks_without_their_secret(ui_client, workspace, other_workspace):
+    from automation.models import WebhookEndpoint
+
+    mine = WebhookEndpoint.objects.create(workspace=workspace, url="https://hooks.acme.test/in", event_types=["opened"])
+    WebhookEndpoint.objects.create(workspace=other_workspace, url="https://hooks.globex.test/in", event_types=["*"])
+    page = ui_client(Role.VIEWER).get("/app/settings/").content.decode()
+    assert "https://hooks.acme.test/in" in page and "opened" in page
+    assert "hooks.globex.test" not in page
+    assert mine.secret not in page
