@@ -184,7 +184,7 @@ def subscriber_detail(request: HttpRequest, subscriber_id: int) -> HttpResponse:
     return render(request, "ui/subscribers/detail.html", context)
 
 
-@workspace_view()
+@workspace_view(read_role=Role.MARKETER)  # a viewer is not offered an upload it may not make
 def import_create(request: HttpRequest) -> HttpResponse:
     workspace = _workspace(request)
     form = ImportForm(request.POST or None, request.FILES or None, workspace=workspace)

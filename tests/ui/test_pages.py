@@ -87,10 +87,18 @@ def test_login_attempts_are_limited_per_address(workspace, settings):
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_every_page_renders_for_a_viewer(ui_client, path):
-    response = ui_client(Role.VIEWER).get(path)
+def test_every_page_renders(ui_client, path):
+    response = ui_client(Role.MARKETER).get(path)
     assert response.status_code == 200
     assert b"<h1" in response.content
+
+
+@pytest.mark.parametrize("path", [p for p in PAGES if p != "/app/subscribers/import/"])
+def test_every_read_only_page_renders_for_a_viewer_who_is_not_offered_the_import(ui_client, path):
+    client = ui_client(Role.VIEWER)
+    assert client.get(path).status_code == 200
+    assert client.get("/app/subscribers/import/").status_code == 403
+    assert b"Import CSV" not in client.get("/app/subscribers/").content
 
 
 def test_csp_header_allows_no_inline_script(ui_client):
