@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "subscribers",
     "sequences",
     "automation",
+    "ui",
     "config.apps.ProjectConfig",
 ]
 
@@ -240,7 +241,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 *
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 IMPORT_MAX_FILE_SIZE = env.int("IMPORT_MAX_FILE_SIZE", default=200 * 1024 * 1024)
 
-LOGIN_URL = "admin:login"
+# The marketer UI signs people in; after signing in they land on its dashboard.
+LOGIN_URL = "ui:login"
+LOGIN_REDIRECT_URL = "ui:dashboard"
 
 # Email addresses are checked for syntax only unless asked: DNS look-ups are slow and need a network.
 EMAIL_CHECK_DELIVERABILITY = env.bool("EMAIL_CHECK_DELIVERABILITY", default=False)

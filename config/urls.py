@@ -29,6 +29,7 @@ urlpatterns = [
     path("health", health.health, name="health"),
     path("health/ready", health.health_ready, name="health-ready"),
     path("metrics", exports.ExportToDjangoView, name="prometheus-django-metrics"),
+    path("app/", include("ui.urls")),
     path("", include("sequences.urls")),
     path("", include("automation.urls")),
 ]

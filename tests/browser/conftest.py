@@ -1,0 +1,89 @@
+"""Playwright with Debian's Chromium: skipped where either is missing, except in CI (CI=true), where that fails."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+# Records CSP violations on every page, before any of the page's own scripts run.
+CSP_RECORDER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__reportCspViolation(`${event.violatedDirective} blocked ${event.blockedURI || "inline"} `
+    + `at ${event.sourceFile || document.location.href}:${event.lineNumber}`);
+});
+"""
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"browser tests must run in CI: {reason}")
+    pytest.skip(reason)
+
+
+# Module scope: the browser (and DJANGO_ALLOW_ASYNC_UNSAFE below) must not outlive these tests; a
+# subprocess started by a later test would inherit the variable (`check --deploy` refuses it).
+@pytest.fixture(scope="module")
+def chromium(django_db_setup) -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed (pip install -r requirements-dev.txt)")
+    # Playwright's sync API keeps an event loop running in this thread while the browser is open, and
+    # Django's ORM refuses to run beside one unless told it is safe. It is: the test thread does one thing
+    # at a time (the live server and the Celery worker have threads of their own).
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+class Problems(list):
+    """Console errors, uncaught page errors and CSP violations seen during a test: each one fails it."""
+
+
+@pytest.fixture
+def page(chromium, live_server) -> Iterator[Any]:
+    context = chromium.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    problems = Problems()
+    context.expose_function("__reportCspViolation", lambda text: problems.append(f"CSP violation: {text}"))
+    context.add_init_script(CSP_RECORDER)
+    page = context.new_page()
+    page.on("console", lambda message: message.type == "error" and problems.append(f"console: {message.text}"))
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.set_default_timeout(15_000)
+    page.problems = problems
+    yield page
+    context.close()
+    assert not problems, "\n".join(problems)
+
+
+def screenshot(page: Any, name: str) -> None:
+    """Kept under var/screenshots/ (gitignored) as artifacts of the run."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Any, email: str, password: str) -> None:
+    page.goto("/app/login/")
+    page.get_by_label("Email", exact=True).fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/app/")

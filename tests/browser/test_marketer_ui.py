@@ -1,0 +1,145 @@
+"""The marketer UI in a real browser: log in, every main page, a CSV import, an API key shown once.
+
+Each test fails on any console error, uncaught page error or CSP violation (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from accounts.models import ApiKey, Role
+from accounts.services import api_key_authenticate
+from sequences.models import SequenceStatus
+from subscribers.models import Event, EventType, ImportJob, ImportStatus, Subscriber
+from tests.browser.conftest import log_in, screenshot
+from tests.factories import (
+    MailingListFactory,
+    MembershipFactory,
+    SequenceFactory,
+    StepFactory,
+    SubscriberFactory,
+    TagFactory,
+    UserFactory,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+EMAIL, PASSWORD = "owner@example.com", "browser-pass-1"
+
+
+@pytest.fixture
+def owner(workspace):
+    user = UserFactory(username=EMAIL, email=EMAIL, password=PASSWORD)
+    MembershipFactory(workspace=workspace, user=user, role=Role.OWNER)
+    return user
+
+
+def no_horizontal_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_log_in_and_visit_every_main_page(page, owner, workspace):
+    ada = SubscriberFactory(workspace=workspace, email="ada@example.org", attributes={})
+    ada.tags.add(TagFactory(workspace=workspace, name="vip"))
+    ada.list_memberships.create(mailing_list=MailingListFactory(workspace=workspace, name="Weekly news"))
+    SubscriberFactory(workspace=workspace, email="grace@example.org", first_name="Grace")
+    sequence = SequenceFactory(workspace=workspace, name="Welcome series")
+    step = StepFactory(sequence=sequence, name="Hello")
+    Event.objects.create(
+        workspace=workspace, subscriber=ada, type=EventType.SENT, name="sent", sequence_id=sequence.pk, step_id=step.pk
+    )
+
+    log_in(page, EMAIL, PASSWORD)
+    assert page.locator(".stat", has_text="Sent, last 7 days").locator("dd").inner_text() == "1"
+    screenshot(page, "dashboard")
+
+    page.get_by_role("link", name="Subscribers").click()
+    page.get_by_label("Search email or name").fill("grace")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("tbody tr")
+    assert rows.count() == 1 and "grace@example.org" in rows.first.inner_text()
+    page.get_by_role("link", name="Clear").click()
+    screenshot(page, "subscribers")
+
+    page.get_by_role("link", name="ada@example.org").click()
+    assert page.get_by_role("heading", name="ada@example.org").is_visible()
+    assert page.get_by_text("Weekly news").is_visible() and page.get_by_text("vip").is_visible()
+    screenshot(page, "subscriber-profile")
+
+    page.get_by_role("link", name="Sequences").click()
+    numbers = page.locator("tbody tr", has_text="Hello").inner_text()
+    assert re.search(r"Hello\s+1 days?\s+1\s+0\s+0\s+0\s+0", numbers), numbers
+    page.get_by_role("button", name="Activate").click()
+    assert page.get_by_text("Welcome series is active.").is_visible()
+    sequence.refresh_from_db()
+    assert sequence.status == SequenceStatus.ACTIVE
+    screenshot(page, "sequences")
+
+    page.get_by_role("link", name="Settings").click()
+    assert page.get_by_role("heading", name="Members").is_visible()
+    screenshot(page, "settings")
+
+    # A narrow phone screen: the pages reflow instead of scrolling sideways.
+    page.set_viewport_size({"width": 375, "height": 800})
+    for path, name in [("/app/", "dashboard-375"), ("/app/subscribers/", "subscribers-375")]:
+        page.goto(path)
+        assert no_horizontal_scroll(page), path
+        screenshot(page, name)
+
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/app/login/")
+    page.goto("/app/subscribers/")
+    assert "/app/login/" in page.url
+
+
+def test_import_a_csv_and_watch_progress_and_the_bad_row_report(page, owner, workspace):
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery_app import app
+
+    log_in(page, EMAIL, PASSWORD)
+    page.goto("/app/subscribers/import/")
+    content = b"email,first_name\nada@example.org,Ada\nnot-an-email,Bad\ngrace@example.org,Grace\n"
+    page.get_by_label("CSV file").set_input_files({"name": "people.csv", "mimeType": "text/csv", "buffer": content})
+    page.get_by_label("Tags").fill("imported")
+    page.get_by_role("button", name="Upload and import").click()
+    page.wait_for_url(re.compile(r"/app/subscribers/imports/\d+/$"))
+    # No worker yet: the page shows the queued import and keeps polling.
+    assert page.locator("[data-status]").inner_text() == "Pending"
+    screenshot(page, "import-pending")
+    with start_worker(app, perform_ping_check=False, pool="solo", shutdown_timeout=30):
+        # The htmx partial, polled every second, moves to the finished state without a reload.
+        page.locator('[data-status="completed"]').wait_for(timeout=60_000)
+    assert page.locator("progress").get_attribute("value") == "100"
+    report = page.locator("table.bad-rows")
+    assert report.locator("tbody tr").count() == 1
+    assert "not-an-email" in report.inner_text()
+    assert page.get_by_role("link", name="Download the bad-row report (CSV)").is_visible()
+    screenshot(page, "import-finished")
+    job = ImportJob.objects.get()
+    assert (job.status, job.created_count, job.error_count) == (ImportStatus.COMPLETED, 2, 1)
+    assert set(Subscriber.objects.filter(workspace=workspace).values_list("email", flat=True)) == {
+        "ada@example.org",
+        "grace@example.org",
+    }
+
+
+def test_create_an_api_key_and_see_the_secret_once(page, owner, workspace):
+    log_in(page, EMAIL, PASSWORD)
+    page.goto("/app/settings/")
+    keys = page.locator("#api-keys")
+    keys.get_by_label("Name").fill("Zapier")
+    keys.get_by_label("Scope").select_option("write")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.get_by_label("Secret").input_value()
+    assert api_key_authenticate(secret=secret).name == "Zapier"
+    screenshot(page, "api-key-created")
+    page.goto("/app/settings/")
+    assert secret not in page.content()
+    assert page.get_by_label("Secret").count() == 0
+    page.once("dialog", lambda dialog: dialog.accept())  # the revoke confirmation
+    page.get_by_role("button", name="Revoke").click()
+    page.get_by_text("Revoked Zapier.").wait_for()
+    assert ApiKey.objects.get().revoked_at is not None

@@ -1,0 +1,58 @@
+"""UI forms: they only shape input for the services, which do the real validation."""
+
+from __future__ import annotations
+
+from django import forms
+
+from accounts.models import ApiKeyScope, Workspace
+from subscribers.models import MailingList, Segment, SubscriberStatus, Tag
+
+
+class SubscriberFilterForm(forms.Form):
+    search = forms.CharField(required=False, max_length=200, label="Search email or name")
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *SubscriberStatus.choices])
+    list = forms.ModelChoiceField(queryset=MailingList.objects.none(), required=False, empty_label="Any list")
+    tag = forms.ModelChoiceField(queryset=Tag.objects.none(), required=False, empty_label="Any tag")
+    segment = forms.ModelChoiceField(queryset=Segment.objects.none(), required=False, empty_label="No segment")
+
+    def __init__(self, *args, workspace: Workspace, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Choices come from the current workspace only: another workspace's id is an invalid choice.
+        self.fields["list"].queryset = MailingList.objects.filter(workspace=workspace).order_by("name")  # type: ignore[attr-defined]
+        self.fields["tag"].queryset = Tag.objects.filter(workspace=workspace).order_by("name")  # type: ignore[attr-defined]
+        self.fields["segment"].queryset = Segment.objects.filter(workspace=workspace).order_by("name")  # type: ignore[attr-defined]
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(label="CSV file", help_text="UTF-8, first row names the columns (one named email).")
+    mailing_list = forms.ModelChoiceField(
+        queryset=MailingList.objects.none(), required=False, empty_label="No list", label="Add to list"
+    )
+    tags = forms.CharField(required=False, max_length=500, help_text="Comma-separated tag names.")
+    update_existing = forms.BooleanField(required=False, initial=True, label="Update existing subscribers")
+
+    def __init__(self, *args, workspace: Workspace, **kwargs):
+        super().__init__(*args, **kwargs)
+        mailing_lists = MailingList.objects.filter(workspace=workspace).order_by("name")
+        self.fields["mailing_list"].queryset = mailing_lists  # type: ignore[attr-defined]
+
+    def tag_names(self) -> list[str]:
+        return [name.strip() for name in self.cleaned_data["tags"].split(",") if name.strip()]
+
+
+class WorkspaceSettingsForm(forms.ModelForm):
+    class Meta:
+        model = Workspace
+        fields = [
+            "name", "time_zone", "from_name", "from_email", "reply_to", "postal_address",
+            "sending_rate_per_second", "quiet_hours_start", "quiet_hours_end", "frequency_cap_count",
+            "frequency_cap_hours", "track_opens",
+        ]  # fmt: skip
+        widgets = {"postal_address": forms.Textarea(attrs={"rows": 2})}
+
+
+class ApiKeyForm(forms.Form):
+    prefix = "key"  # beside the workspace form on one page: its field ids must not collide (id_name)
+
+    name = forms.CharField(max_length=100)
+    scope = forms.ChoiceField(choices=ApiKeyScope.choices, initial=ApiKeyScope.READ)

@@ -1,0 +1,83 @@
+"""Reads the UI pages show: every number is counted from the database and the event log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import chain
+from typing import Any
+
+from django.db.models import Count
+from django.utils import timezone
+
+from accounts.models import Workspace
+from sequences.models import Campaign, CampaignStatus, Enrollment, EnrollmentStatus, Message, Sequence, SequenceStatus
+from subscribers.models import Event, EventType, Subscriber, SubscriberStatus
+
+STEP_EVENT_TYPES = (EventType.SENT, EventType.OPENED, EventType.CLICKED, EventType.UNSUBSCRIBED, EventType.BOUNCED)
+
+
+def dashboard_numbers(*, workspace: Workspace, now: datetime | None = None, days: int = 7) -> dict[str, int]:
+    """Active subscribers, messages sent/opened/clicked in the last `days` days (from the event log),
+    active sequences and enrollments, and campaigns that are sending."""
+    since = (now or timezone.now()) - timedelta(days=days)
+    by_type = dict(
+        Event.objects.filter(
+            workspace=workspace, occurred_at__gte=since, type__in=[EventType.SENT, EventType.OPENED, EventType.CLICKED]
+        )
+        .values_list("type")
+        .annotate(n=Count("id"))
+        .values_list("type", "n")
+    )
+    return {
+        "subscribers_active": Subscriber.objects.filter(workspace=workspace, status=SubscriberStatus.ACTIVE).count(),
+        "sent": by_type.get(EventType.SENT, 0),
+        "opened": by_type.get(EventType.OPENED, 0),
+        "clicked": by_type.get(EventType.CLICKED, 0),
+        "sequences_active": Sequence.objects.filter(workspace=workspace, status=SequenceStatus.ACTIVE).count(),
+        "enrollments_active": Enrollment.objects.filter(workspace=workspace, status=EnrollmentStatus.ACTIVE).count(),
+        "campaigns_running": Campaign.objects.filter(workspace=workspace, status=CampaignStatus.SENDING).count(),
+    }
+
+
+def step_numbers(*, workspace: Workspace, sequence_ids: list[int]) -> dict[int, dict[str, int]]:
+    """step id -> {sent, opened, clicked, unsubscribed, bounced}, counted from the event log in one query."""
+    rows = (
+        Event.objects.filter(workspace=workspace, sequence_id__in=sequence_ids, type__in=STEP_EVENT_TYPES)
+        .exclude(step_id=None)
+        .values_list("step_id", "type")
+        .annotate(n=Count("id"))
+    )
+    numbers: dict[int, dict[str, int]] = {}
+    for step_id, event_type, n in rows:
+        numbers.setdefault(step_id, {t.value: 0 for t in STEP_EVENT_TYPES})[event_type] = n
+    return numbers
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # "event" or "message"
+    title: str
+    detail: str
+
+
+def subscriber_timeline(*, workspace: Workspace, subscriber: Subscriber, limit: int = 50) -> list[TimelineEntry]:
+    """The subscriber's latest events and messages, newest first, merged into one list."""
+    events = Event.objects.filter(workspace=workspace, subscriber=subscriber).order_by("-occurred_at", "-id")[:limit]
+    messages = Message.objects.filter(workspace=workspace, subscriber=subscriber).order_by("-created_at", "-id")[:limit]
+    entries = chain(
+        (TimelineEntry(e.occurred_at, "event", e.get_type_display(), _event_detail(e)) for e in events),
+        (
+            TimelineEntry(m.sent_at or m.created_at, "message", f"Email: {m.subject or '(no subject)'}", m.status)
+            for m in messages
+        ),
+    )
+    return sorted(entries, key=lambda entry: entry.at, reverse=True)[:limit]
+
+
+def _event_detail(event: Event) -> str:
+    if event.type == EventType.CUSTOM:
+        return event.name
+    properties: Any = event.properties if isinstance(event.properties, dict) else {}
+    return ", ".join(f"{key}: {value}" for key, value in list(properties.items())[:3])
