@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "subscribers",
     "sequences",
     "automation",
+    "realtime",
     "config.apps.ProjectConfig",
 ]
 
@@ -384,8 +385,17 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
+        # The live dashboard page adds its own exact ws(s)://host origin per response (CSP2 browsers do
+        # not match ws: against 'self'); no page may connect anywhere else.
+        "connect-src": ["'self'"],
     }
 }
+
+# Live dashboards (realtime app): per-process socket cap, heartbeat, and the coalescing interval of pushes.
+WEBSOCKET_MAX_CONNECTIONS = env.int("WEBSOCKET_MAX_CONNECTIONS", default=1000)
+WEBSOCKET_HEARTBEAT_SECONDS = env.int("WEBSOCKET_HEARTBEAT_SECONDS", default=25)
+WEBSOCKET_PUSH_INTERVAL_MS = env.int("WEBSOCKET_PUSH_INTERVAL_MS", default=500)
+WEBSOCKET_FEED_SIZE = env.int("WEBSOCKET_FEED_SIZE", default=50)
 
 # Production hardening (python manage.py check --deploy is clean with DJANGO_ENV=production).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
