@@ -142,15 +142,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         except ValueError:
             return None
 
-    # Group messages -> client messages.
-    async def dashboard_update(self, message: dict[str, Any]) -> None:
-        await self.send_json({key: value for key, value in message.items() if key != "type"} | {"type": "update"})
-
-    async def events_update(self, message: dict[str, Any]) -> None:
-        await self.send_json({"type": "events", "events": message["events"]})
-
-    async def campaign_progress(self, message: dict[str, Any]) -> None:
-        await self.send_json({key: value for key, value in message.items() if key != "type"} | {"type": "progress"})
-
-    async def dashboard_broadcast(self, message: dict[str, Any]) -> None:
-        await self.send_json({key: value for key, value in message.items() if key != "type"} | {"type": "broadcast"})
+    # Group messages carry the client's JSON, encoded once by the publisher (realtime.publish.client_message).
+    async def client_message(self, message: dict[str, Any]) -> None:
+        await self.send(text_data=message["text"])

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
@@ -258,3 +259,14 @@ def test_heartbeats_keep_answering_clients_and_close_silent_ones(acme, member):
     first, second, closed = run()
     assert first == second == {"type": "ping"}
     assert closed == {"type": "websocket.close", "code": 4408}
+
+
+def test_the_channel_layer_does_not_time_out_its_own_blocking_receive():
+    # redis-py 8 reads with a 5 s socket timeout by default, as long as channels_redis's BZPOPMIN blocks:
+    # every idle socket would be torn down (django/channels_redis#422).
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    options = layer.create_pool(0).connection_kwargs
+    assert options["socket_timeout"] is None or options["socket_timeout"] > layer.brpop_timeout
+    assert layer.create_pool(0).max_connections > settings.WEBSOCKET_MAX_CONNECTIONS
