@@ -45,8 +45,8 @@
         data: {
           labels: labels,
           datasets: [
-            { label: "Sent", data: sent, borderColor: "#2563eb", backgroundColor: "#2563eb", tension: 0.2 },
-            { label: "Opened", data: opened, borderColor: "#16a34a", backgroundColor: "#16a34a", tension: 0.2 }
+            { label: "Sent", data: sent, borderColor: "#2563eb", backgroundColor: "#2563eb", tension: 0.2, pointRadius: 0, pointHoverRadius: 4 },
+            { label: "Opened", data: opened, borderColor: "#16a34a", backgroundColor: "#16a34a", tension: 0.2, pointRadius: 0, pointHoverRadius: 4 }
           ]
         },
         options: {

@@ -183,6 +183,9 @@ def test_the_dashboard_page_needs_a_session_and_a_workspace_of_the_user(acme, gl
     csp = page["Content-Security-Policy"]
     assert "connect-src 'self' ws://testserver" in csp and "script-src 'self'" in csp
     assert client.get(f"/api/v1/ws/dashboard?workspace={globex.pk}").status_code == 404
+    # A JWT is for the API and the sockets; the page is for a signed-in browser.
+    bearer = Client(headers={"Authorization": f"Bearer {token_for(user)}"})
+    assert bearer.get("/api/v1/ws/dashboard").status_code == 302
     assert client.get("/api/v1/ws/dashboard?workspace=x").status_code == 404
     MembershipFactory(workspace=globex, user=user, role=Role.VIEWER)
     picker = client.get("/api/v1/ws/dashboard").content.decode()
