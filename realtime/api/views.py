@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.scoping import WorkspaceScopedMixin
+from accounts.idempotency import idempotent
 from accounts.models import Role
 from realtime import services
 from realtime.api import serializers as s
@@ -67,6 +68,7 @@ class LiveEventView(WorkspaceScopedMixin, GenericAPIView):
         request=s.LiveEventSerializer,
         responses={201: s.LiveEventResultSerializer},
     )
+    @idempotent  # a retried POST with the same Idempotency-Key replays the answer: one event, not two
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = s.LiveEventSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

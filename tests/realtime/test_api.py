@@ -190,3 +190,13 @@ def test_the_dashboard_page_needs_a_session_and_a_workspace_of_the_user(acme, gl
     MembershipFactory(workspace=globex, user=user, role=Role.VIEWER)
     picker = client.get("/api/v1/ws/dashboard").content.decode()
     assert f'href="?workspace={globex.pk}"' in picker and "data-workspace" not in picker
+
+
+def test_a_live_event_retried_with_the_same_idempotency_key_is_recorded_once(acme, scheduled):
+    marketer = api_as(acme, Role.MARKETER)
+    first = marketer.post("/api/v1/ws/event", {"name": "deploy"}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    again = marketer.post("/api/v1/ws/event", {"name": "deploy"}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert Event.objects.filter(workspace=acme, name="deploy").count() == 1
+    assert scheduled == [(acme.pk, 0.5)]
