@@ -208,7 +208,7 @@ def run(sizes: list[int], rate: int, seconds: int) -> None:
     from django.conf import settings
 
     from accounts.models import Workspace
-    from tests.factories import SubscriberFactory
+    from subscribers.models import Subscriber
 
     global REDIS_URL
     REDIS_URL = settings.REDIS_URL  # daphne and this producer share the Redis the settings use
@@ -217,7 +217,7 @@ def run(sizes: list[int], rate: int, seconds: int) -> None:
     print(f"server    daphne (1 process) on loopback; channel layer {REDIS_URL}; push interval "
           f"{settings.WEBSOCKET_PUSH_INTERVAL_MS} ms; clients: autobahn asyncio, 1 process")  # fmt: skip
     workspace = Workspace.objects.create(name="WS bench", slug=f"ws-bench-{int(time.time())}")
-    subscriber = SubscriberFactory(workspace=workspace)
+    subscriber = Subscriber.objects.create(workspace=workspace, email=f"reader@{workspace.slug}.example.org")
     base = _baseline()
     print(
         f"baseline  bare channel-layer group_send -> receive, 1 channel, {len(base)} rounds: "
