@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.shortcuts import resolve_url
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -171,7 +173,8 @@ def test_the_dashboard_page_needs_a_session_and_a_workspace_of_the_user(acme, gl
     user = UserFactory()
     MembershipFactory(workspace=acme, user=user, role=Role.VIEWER)
     anonymous = Client().get("/api/v1/ws/dashboard")
-    assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith(resolve_url(settings.LOGIN_URL) + "?next=")
     client = Client()
     client.force_login(user)
     page = client.get("/api/v1/ws/dashboard")
