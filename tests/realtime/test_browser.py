@@ -92,15 +92,7 @@ def test_the_dashboard_counter_rises_live_without_a_reload(daphne):
             context = browser.new_context()
             context.add_cookies([{"name": "sessionid", "value": login.cookies["sessionid"].value, "url": daphne}])
             page = context.new_page()
-            # The favicon is the base layout's (public_base.html has none yet), not this page's.
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(m.text)
-                    if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
-                    else None
-                ),
-            )
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.goto(f"{daphne}/api/v1/ws/dashboard?workspace={workspace.pk}")
             expect(page.locator("#rt-status")).to_have_text("Live", timeout=20_000)
