@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from ui import views
+from ui import views, views_outbox
 
 app_name = "ui"
 
@@ -25,4 +25,8 @@ urlpatterns = [
     path("settings/", views.settings_page, name="settings"),
     path("settings/api-keys/", views.api_key_create, name="api-key-create"),
     path("settings/api-keys/<int:key_id>/revoke", views.api_key_revoke, name="api-key-revoke"),
+    # The local outbox
+    path("outbox/", views_outbox.outbox_list, name="outbox"),
+    path("outbox/<int:email_id>/", views_outbox.outbox_detail, name="outbox-email"),
+    path("outbox/<int:email_id>/html", views_outbox.outbox_html, name="outbox-email-html"),
 ]
