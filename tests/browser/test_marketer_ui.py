@@ -143,3 +143,44 @@ def test_create_an_api_key_and_see_the_secret_once(page, owner, workspace):
     page.get_by_role("button", name="Revoke").click()
     page.get_by_text("Revoked Zapier.").wait_for()
     assert ApiKey.objects.get().revoked_at is not None
+
+
+def test_an_enrolled_subscribers_email_is_in_the_outbox_and_its_open_reaches_the_dashboard(
+    page, owner, workspace, settings, live_server
+):
+    from sequences.delivery.claim import messages_claim
+    from sequences.delivery.send import messages_send
+    from sequences.models import OutboxEmail
+    from sequences.scheduler import enrollments_process_due
+    from sequences.services import sequence_enroll
+    from tests.factories import TemplateFactory
+
+    settings.EMAIL_BACKEND = "sequences.outbox.OutboxEmailBackend"
+    settings.TRACKING_MACHINE_OPEN_SECONDS = 0  # the test opens it at once; count it as a person's open
+    settings.PUBLIC_BASE_URL = live_server.url  # the email's pixel and links point at this server
+    template = TemplateFactory(workspace=workspace, subject="Welcome aboard", html="<p>Hello <b>Ada</b></p>")
+    sequence = SequenceFactory(workspace=workspace, name="Welcome", status=SequenceStatus.ACTIVE)
+    StepFactory(sequence=sequence, template=template, position=1, delay_value=0, delay_unit="minutes")
+    ada = SubscriberFactory(workspace=workspace, email="ada@example.org")
+    [enrolled] = sequence_enroll(workspace=workspace, sequence=sequence, subscriber_ids=[ada.pk])
+    assert enrolled.status == "enrolled", enrolled
+    assert enrollments_process_due().messages_created == 1  # a first step without delay is due at once
+    ids = messages_claim(worker="browser", limit=10, lease_seconds=300)
+    assert messages_send(message_ids=ids, worker="browser").outcomes == {ids[0]: "sent"}
+
+    log_in(page, EMAIL, PASSWORD)
+    page.get_by_role("link", name="Outbox").click()
+    with page.expect_response(lambda response: "/t/o/" in response.url) as pixel:  # the frame loads it
+        page.get_by_role("link", name="Welcome aboard").click()
+    assert pixel.value.ok
+    assert "ada@example.org" in page.locator("dl.facts").inner_text()
+    frame = page.frame_locator("iframe.email-frame")
+    assert frame.locator("b").inner_text() == "Ada"
+    screenshot(page, "outbox-email")
+
+    # Showing the email in the frame loaded its open pixel, as a mail client would: the dashboard
+    # counts the open (read from the event log on the next page view).
+    stored = OutboxEmail.objects.get(subject="Welcome aboard")
+    assert re.search(r'src="[^"]*/t/o/[^"]+"', stored.html)
+    page.get_by_role("link", name="Dashboard").click()
+    assert page.locator(".stat", has_text="Opened, last 7 days").locator("dd").inner_text() == "1"
