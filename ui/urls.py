@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from ui import views
+from ui import views, views_builder
 
 app_name = "ui"
 
@@ -25,4 +25,16 @@ urlpatterns = [
     path("settings/", views.settings_page, name="settings"),
     path("settings/api-keys/", views.api_key_create, name="api-key-create"),
     path("settings/api-keys/<int:key_id>/revoke", views.api_key_revoke, name="api-key-revoke"),
+    # Sequence builder and dry run (ui/views_builder.py)
+    path("sequences/new/", views_builder.sequence_new, name="sequence-new"),
+    path("sequences/<int:sequence_id>/edit/", views_builder.sequence_edit, name="sequence-edit"),
+    path("sequences/<int:sequence_id>/steps/", views_builder.step_add, name="step-add"),
+    path("sequences/<int:sequence_id>/steps/<int:step_id>/", views_builder.step_save, name="step-save"),
+    path("sequences/<int:sequence_id>/steps/<int:step_id>/delete", views_builder.step_remove, name="step-delete"),
+    path(
+        "sequences/<int:sequence_id>/steps/<int:step_id>/move/<slug:direction>",
+        views_builder.step_move,
+        name="step-move",
+    ),
+    path("sequences/<int:sequence_id>/dry-run/", views_builder.sequence_dry_run_page, name="sequence-dry-run"),
 ]
