@@ -16,6 +16,7 @@ from accounts.models import Workspace
 from core.errors import ApplicationError
 from sequences import selectors as sequence_selectors
 from sequences import services as sequence_services
+from sequences.api.serializers import MAX_ID
 from sequences.dryrun import DRY_RUN_DEFAULT_DAYS, DRY_RUN_MAX_DAYS, sequence_dry_run
 from sequences.models import DelayUnit, ReEntry, Sequence, Step, Template
 from subscribers.models import MailingList
@@ -111,7 +112,8 @@ class StepForm(forms.Form):
 
 class DryRunForm(forms.Form):
     days = forms.IntegerField(min_value=1, max_value=DRY_RUN_MAX_DAYS, initial=DRY_RUN_DEFAULT_DAYS, required=False)
-    after = forms.IntegerField(min_value=0, required=False, widget=forms.HiddenInput)
+    # Bounded like the API's cursor: a larger number would overflow PostgreSQL's bigint (a 500).
+    after = forms.IntegerField(min_value=0, max_value=MAX_ID, required=False, widget=forms.HiddenInput)
 
 
 # Pages

@@ -229,8 +229,29 @@ def test_dry_run_lists_who_gets_which_email_and_pages(ui_client, workspace, sett
     assert b"p104@example.org" in second.content and b"p000@example.org" not in second.content
 
 
-@pytest.mark.parametrize("query", ["days=0", "days=91", "days=x", "after=-1"])
+@pytest.mark.parametrize("query", ["days=0", "days=91", "days=x", "after=-1", f"after={2**63}", f"days={10**30}"])
 def test_dry_run_bad_input_is_shown_on_the_field(ui_client, workspace, query):
     sequence = SequenceFactory(workspace=workspace)
     response = ui_client().get(f"/app/sequences/{sequence.pk}/dry-run/?{query}")
     assert response.status_code == 400 and response.context["form"].errors
+
+
+def test_dry_run_of_a_draft_without_steps_or_enrollments_renders(ui_client, workspace):
+    sequence = SequenceFactory(workspace=workspace)
+    response = ui_client().get(f"/app/sequences/{sequence.pk}/dry-run/?days=3&page=zz")
+    assert response.status_code == 200 and b"No email would go out" in response.content
+    assert response.context["result"].enrollments_examined == 0
+
+
+def test_out_of_range_ids_answer_400_or_404_never_500(ui_client, workspace):
+    sequence = SequenceFactory(workspace=workspace)
+    TemplateFactory(workspace=workspace)
+    client = ui_client()
+    huge = 2**70
+    assert client.get(f"/app/sequences/{huge}/edit/").status_code == 404
+    assert client.post(f"/app/sequences/{sequence.pk}/steps/{huge}/delete").status_code == 404
+    response = client.post("/app/sequences/new/", {**FIELDS, "mailing_list": str(huge)})
+    assert response.status_code == 400 and response.context["form"].errors["mailing_list"]
+    add = {"new-template": str(huge), "new-delay_value": str(huge), "new-delay_unit": "days"}
+    response = client.post(f"/app/sequences/{sequence.pk}/steps/", add)
+    assert response.status_code == 400 and response.context["step_form"].errors["template"]
