@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from ui import views, views_outbox
+from ui import views, views_builder, views_outbox
 
 app_name = "ui"
 
@@ -29,4 +29,16 @@ urlpatterns = [
     path("outbox/", views_outbox.outbox_list, name="outbox"),
     path("outbox/<int:email_id>/", views_outbox.outbox_detail, name="outbox-email"),
     path("outbox/<int:email_id>/html", views_outbox.outbox_html, name="outbox-email-html"),
+    # Sequence builder and dry run (ui/views_builder.py)
+    path("sequences/new/", views_builder.sequence_new, name="sequence-new"),
+    path("sequences/<int:sequence_id>/edit/", views_builder.sequence_edit, name="sequence-edit"),
+    path("sequences/<int:sequence_id>/steps/", views_builder.step_add, name="step-add"),
+    path("sequences/<int:sequence_id>/steps/<int:step_id>/", views_builder.step_save, name="step-save"),
+    path("sequences/<int:sequence_id>/steps/<int:step_id>/delete", views_builder.step_remove, name="step-delete"),
+    path(
+        "sequences/<int:sequence_id>/steps/<int:step_id>/move/<slug:direction>",
+        views_builder.step_move,
+        name="step-move",
+    ),
+    path("sequences/<int:sequence_id>/dry-run/", views_builder.sequence_dry_run_page, name="sequence-dry-run"),
 ]
