@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from ui import views
+from ui import views, views_templates
 
 app_name = "ui"
 
@@ -25,4 +25,10 @@ urlpatterns = [
     path("settings/", views.settings_page, name="settings"),
     path("settings/api-keys/", views.api_key_create, name="api-key-create"),
     path("settings/api-keys/<int:key_id>/revoke", views.api_key_revoke, name="api-key-revoke"),
+    # Template editor (ui/views_templates.py)
+    path("templates/", views_templates.template_list, name="templates"),
+    path("templates/new/", views_templates.template_new, name="template-new"),
+    path("templates/<int:template_id>/", views_templates.template_edit, name="template-edit"),
+    path("templates/<int:template_id>/preview", views_templates.template_preview, name="template-preview"),
+    path("templates/<int:template_id>/test", views_templates.template_test_send, name="template-test"),
 ]
