@@ -154,3 +154,13 @@ def test_login_required(client):
     for path in ["/app/templates/", "/app/templates/new/"]:
         response = client.get(path)
         assert response.status_code == 302 and response["Location"].startswith("/app/login/")
+
+
+def test_a_template_that_fails_at_render_time_is_explained_not_a_500(ui_client, workspace):
+    template = TemplateFactory(workspace=workspace, html="<p>{{ 4|divisibleby:0 }}</p>")
+    client = ui_client()
+    response = client.get(f"/app/templates/{template.pk}/preview")
+    assert response.status_code == 200 and b"integer modulo by zero" in response.content
+    assert "script-src 'none'" in response["Content-Security-Policy"]
+    response = client.post(f"/app/templates/{template.pk}/test", {"to": "qa@example.com"}, follow=True)
+    assert b"Test send: html: integer modulo by zero" in response.content and not mail.outbox
