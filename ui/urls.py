@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from ui import views, views_builder, views_outbox
+from ui import views, views_builder, views_outbox, views_templates
 
 app_name = "ui"
 
@@ -41,4 +41,10 @@ urlpatterns = [
         name="step-move",
     ),
     path("sequences/<int:sequence_id>/dry-run/", views_builder.sequence_dry_run_page, name="sequence-dry-run"),
+    # Template editor (ui/views_templates.py)
+    path("templates/", views_templates.template_list, name="templates"),
+    path("templates/new/", views_templates.template_new, name="template-new"),
+    path("templates/<int:template_id>/", views_templates.template_edit, name="template-edit"),
+    path("templates/<int:template_id>/preview", views_templates.template_preview, name="template-preview"),
+    path("templates/<int:template_id>/test", views_templates.template_test_send, name="template-test"),
 ]
