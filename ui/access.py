@@ -52,6 +52,11 @@ def workspace_switch(request: HttpRequest, *, workspace_id: int) -> Workspace:
     return membership.workspace
 
 
+def request_workspace(request: HttpRequest) -> Workspace:
+    """The workspace `workspace_view` put on the request."""
+    return cast(Workspace, request.workspace)  # type: ignore[attr-defined]
+
+
 def may(role: str, required: str) -> bool:
     return Role.rank(role) >= Role.rank(required)
 

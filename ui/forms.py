@@ -5,7 +5,23 @@ from __future__ import annotations
 from django import forms
 
 from accounts.models import ApiKeyScope, Workspace
+from core.errors import ApplicationError
 from subscribers.models import MailingList, Segment, SubscriberStatus, Tag
+
+
+def form_errors_add(form: forms.BaseForm, error: ApplicationError, *, aliases: dict[str, str] | None = None) -> None:
+    """Put a service's error on the form field it names (`aliases` maps service names such as
+    mailing_list_id to form fields), or on the form when it names none the form has."""
+    details = error.details if isinstance(error.details, dict) else {}
+    placed = False
+    for name, field_messages in details.items():
+        field = (aliases or {}).get(name, name)
+        if field in form.fields:
+            for message in field_messages if isinstance(field_messages, list) else [field_messages]:
+                form.add_error(field, str(message))
+            placed = True
+    if not placed:
+        form.add_error(None, error.message)
 
 
 class SubscriberFilterForm(forms.Form):

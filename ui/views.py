@@ -9,7 +9,6 @@ from itertools import islice
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django import forms as django_forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -36,28 +35,11 @@ from subscribers import selectors as subscriber_selectors
 from subscribers.models import ImportStatus
 from subscribers.segments import segment_q
 from ui import selectors
-from ui.access import may, workspace_switch, workspace_view
-from ui.forms import ApiKeyForm, ImportForm, SubscriberFilterForm, WorkspaceSettingsForm
+from ui.access import may, request_workspace, workspace_switch, workspace_view
+from ui.forms import ApiKeyForm, ImportForm, SubscriberFilterForm, WorkspaceSettingsForm, form_errors_add
 
 PAGE_SIZE = 25
 REPORT_PREVIEW_ROWS = 100
-
-
-def _workspace(request: HttpRequest) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined]
-
-
-def _add_errors(form: django_forms.BaseForm, error: ApplicationError) -> None:
-    """Put a service's error on the form field it names (or on the form when it names none it has)."""
-    details = error.details if isinstance(error.details, dict) else {}
-    placed = False
-    for field, field_messages in details.items():
-        if field in form.fields:
-            for message in field_messages if isinstance(field_messages, list) else [field_messages]:
-                form.add_error(field, str(message))
-            placed = True
-    if not placed:
-        form.add_error(None, error.message)
 
 
 def _streamed(request: HttpRequest, lines: Iterator[Any]) -> Iterator[Any] | AsyncIterator[Any]:
@@ -114,7 +96,7 @@ def switch_workspace(request: HttpRequest) -> HttpResponse:
 @workspace_view()
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    numbers = selectors.dashboard_numbers(workspace=_workspace(request))
+    numbers = selectors.dashboard_numbers(workspace=request_workspace(request))
     return render(request, "ui/dashboard.html", {"numbers": numbers, "nav": "dashboard"})
 
 
@@ -122,7 +104,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 def _filtered_subscribers(request: HttpRequest) -> tuple[SubscriberFilterForm, Any]:
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     form = SubscriberFilterForm(request.GET or None, workspace=workspace)
     queryset = subscriber_selectors.subscriber_list(workspace=workspace)
     if form.is_valid():
@@ -162,7 +144,7 @@ def subscriber_list(request: HttpRequest) -> HttpResponse:
 def subscriber_export(request: HttpRequest) -> HttpResponseBase:
     """The filtered subscribers as CSV, streamed by the same function as the API's export."""
     _form, queryset = _filtered_subscribers(request)
-    lines = imports.subscribers_export_lines(workspace=_workspace(request), queryset=queryset)
+    lines = imports.subscribers_export_lines(workspace=request_workspace(request), queryset=queryset)
     response = StreamingHttpResponse(_streamed(request, lines), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="subscribers.csv"'
     return response
@@ -171,7 +153,7 @@ def subscriber_export(request: HttpRequest) -> HttpResponseBase:
 @workspace_view()
 @require_GET
 def subscriber_detail(request: HttpRequest, subscriber_id: int) -> HttpResponse:
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     subscriber = subscriber_selectors.subscriber_get(workspace=workspace, subscriber_id=subscriber_id)
     context = {
         "subscriber": subscriber,
@@ -186,7 +168,7 @@ def subscriber_detail(request: HttpRequest, subscriber_id: int) -> HttpResponse:
 
 @workspace_view(read_role=Role.MARKETER)  # a viewer is not offered an upload it may not make
 def import_create(request: HttpRequest) -> HttpResponse:
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     form = ImportForm(request.POST or None, request.FILES or None, workspace=workspace)
     if request.method == "POST" and form.is_valid():
         try:
@@ -199,7 +181,7 @@ def import_create(request: HttpRequest) -> HttpResponse:
                 created_by=request.user,  # type: ignore[arg-type]
             )
         except ApplicationError as error:
-            _add_errors(form, error)
+            form_errors_add(form, error)
         else:
             return redirect("ui:import-detail", import_id=job.pk)
     recent = workspace.imports.order_by("-id")[:10]
@@ -207,7 +189,7 @@ def import_create(request: HttpRequest) -> HttpResponse:
 
 
 def _import_context(request: HttpRequest, import_id: int) -> dict[str, Any]:
-    job = subscriber_selectors.import_job_get(workspace=_workspace(request), import_id=import_id)
+    job = subscriber_selectors.import_job_get(workspace=request_workspace(request), import_id=import_id)
     finished = job.status in (ImportStatus.COMPLETED, ImportStatus.FAILED)
     percent = 100 if finished else int(100 * job.processed_bytes / job.total_bytes) if job.total_bytes else 0
     bad_rows: list[list[str]] = []
@@ -233,7 +215,7 @@ def import_progress(request: HttpRequest, import_id: int) -> HttpResponse:
 @workspace_view()
 @require_GET
 def import_errors(request: HttpRequest, import_id: int) -> HttpResponseBase:
-    job = subscriber_selectors.import_job_get(workspace=_workspace(request), import_id=import_id)
+    job = subscriber_selectors.import_job_get(workspace=request_workspace(request), import_id=import_id)
     if job.status not in (ImportStatus.COMPLETED, ImportStatus.FAILED):
         raise Http404("The import has not finished yet.")
     lines = imports.import_error_report_lines(job=job)
@@ -248,7 +230,7 @@ def import_errors(request: HttpRequest, import_id: int) -> HttpResponseBase:
 @workspace_view()
 @require_GET
 def sequence_list(request: HttpRequest) -> HttpResponse:
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     sequences = list(sequence_selectors.sequence_queryset().filter(workspace=workspace).order_by("name"))
     numbers = selectors.step_numbers(workspace=workspace, sequence_ids=[s.pk for s in sequences])
     empty = {t.value: 0 for t in selectors.STEP_EVENT_TYPES}
@@ -271,7 +253,7 @@ SEQUENCE_ACTIONS = {
 def sequence_action(request: HttpRequest, sequence_id: int, action: str) -> HttpResponse:
     if action not in SEQUENCE_ACTIONS:
         raise Http404("No such action.")
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     sequence: Sequence = sequence_selectors.sequence_get(workspace=workspace, sequence_id=sequence_id)
     try:
         sequence = SEQUENCE_ACTIONS[action](workspace=workspace, sequence=sequence)
@@ -286,7 +268,7 @@ def sequence_action(request: HttpRequest, sequence_id: int, action: str) -> Http
 
 
 def _settings_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     role = request.role  # type: ignore[attr-defined]
     is_admin = may(role, Role.ADMIN)
     context: dict[str, Any] = {
@@ -306,7 +288,7 @@ def _settings_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
 @workspace_view(write_role=Role.ADMIN)
 def settings_page(request: HttpRequest) -> HttpResponse:
     """Workspace settings: everyone reads them, admins change them (as in the API)."""
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     if request.method == "POST":
         # The form edits a copy: the session's workspace changes only through the service.
         form = WorkspaceSettingsForm(request.POST, instance=Workspace.objects.get(pk=workspace.pk))
@@ -315,7 +297,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
             try:
                 account_services.workspace_update(workspace=workspace, **fields)
             except ValidationFailed as error:
-                _add_errors(form, error)
+                form_errors_add(form, error)
             else:
                 messages.success(request, "Settings saved.")
                 return redirect("ui:settings")
@@ -331,11 +313,11 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             issued = account_services.api_key_create(
-                workspace=_workspace(request), name=form.cleaned_data["name"], scope=form.cleaned_data["scope"],
+                workspace=request_workspace(request), name=form.cleaned_data["name"], scope=form.cleaned_data["scope"],
                 created_by=request.user,  # type: ignore[arg-type]
             )  # fmt: skip
         except ValidationFailed as error:
-            _add_errors(form, error)
+            form_errors_add(form, error)
         else:
             context = _settings_context(request, new_secret=issued.secret, new_key=issued.api_key)
             response = render(request, "ui/settings.html", context)
@@ -347,7 +329,7 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
 @workspace_view(read_role=Role.ADMIN, write_role=Role.ADMIN)
 @require_POST
 def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
-    api_key = ApiKey.objects.filter(workspace=_workspace(request), pk=key_id).first()
+    api_key = ApiKey.objects.filter(workspace=request_workspace(request), pk=key_id).first()
     if api_key is None:
         raise Http404("API key not found.")
     account_services.api_key_revoke(api_key=api_key)

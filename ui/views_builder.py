@@ -20,29 +20,12 @@ from sequences.api.serializers import MAX_ID
 from sequences.dryrun import DRY_RUN_DEFAULT_DAYS, DRY_RUN_MAX_DAYS, sequence_dry_run
 from sequences.models import DelayUnit, ReEntry, Sequence, Step, Template
 from subscribers.models import MailingList
-from ui.access import workspace_view
+from ui.access import request_workspace, workspace_view
+from ui.forms import form_errors_add
 
 DRY_RUN_PAGE_ROWS = 100
 WEEKDAYS = [(0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun")]
 HOURS = [(hour, f"{hour:02d}:00") for hour in range(25)]
-
-
-def _workspace(request: HttpRequest) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined]
-
-
-def _add_errors(form: forms.BaseForm, error: ApplicationError, *, aliases: dict[str, str] | None = None) -> None:
-    """Put a service's error on the field it names; `aliases` maps service names (mailing_list_id) to fields."""
-    details = error.details if isinstance(error.details, dict) else {}
-    placed = False
-    for name, field_messages in details.items():
-        field = (aliases or {}).get(name, name)
-        if field in form.fields:
-            for message in field_messages if isinstance(field_messages, list) else [field_messages]:
-                form.add_error(field, str(message))
-            placed = True
-    if not placed:
-        form.add_error(None, error.message)
 
 
 # Forms: they only shape input; the services do the real validation (and name the field).
@@ -127,7 +110,7 @@ def _step_get(*, workspace: Workspace, sequence: Sequence, step_id: int) -> Step
 
 
 def _builder_context(request: HttpRequest, sequence: Sequence | None, form: SequenceForm, **extra: Any) -> dict:
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     context: dict[str, Any] = {"sequence": sequence, "form": form, "nav": "sequences"}
     if sequence is not None:
         steps = sequence_selectors.step_list(workspace=workspace, sequence=sequence)
@@ -152,7 +135,7 @@ def _step_initial(step: Step) -> dict[str, Any]:
 
 @workspace_view()
 def sequence_new(request: HttpRequest) -> HttpResponse:
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     form = SequenceForm(request.POST or None, workspace=workspace, initial={"send_days": list(range(7))})
     if request.method == "POST":
         if form.is_valid():
@@ -161,7 +144,7 @@ def sequence_new(request: HttpRequest) -> HttpResponse:
                     workspace=workspace, name=form.cleaned_data["name"], **form.service_fields()
                 )
             except ApplicationError as error:
-                _add_errors(form, error, aliases=SEQUENCE_ALIASES)
+                form_errors_add(form, error, aliases=SEQUENCE_ALIASES)
             else:
                 messages.success(request, f"Created {sequence.name}. Now add its steps.")
                 return redirect("ui:sequence-edit", sequence_id=sequence.pk)
@@ -171,7 +154,7 @@ def sequence_new(request: HttpRequest) -> HttpResponse:
 
 @workspace_view()
 def sequence_edit(request: HttpRequest, sequence_id: int) -> HttpResponse:
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     sequence = sequence_selectors.sequence_get(workspace=workspace, sequence_id=sequence_id)
     if request.method == "POST":
         form = SequenceForm(request.POST, workspace=workspace)
@@ -181,7 +164,7 @@ def sequence_edit(request: HttpRequest, sequence_id: int) -> HttpResponse:
                     workspace=workspace, sequence=sequence, name=form.cleaned_data["name"], **form.service_fields()
                 )
             except ApplicationError as error:
-                _add_errors(form, error, aliases=SEQUENCE_ALIASES)
+                form_errors_add(form, error, aliases=SEQUENCE_ALIASES)
             else:
                 messages.success(request, "Sequence saved.")
                 return redirect("ui:sequence-edit", sequence_id=sequence.pk)
@@ -192,7 +175,7 @@ def sequence_edit(request: HttpRequest, sequence_id: int) -> HttpResponse:
 
 def _step_failed(request: HttpRequest, sequence: Sequence, step_form: StepForm, *, step: Step | None) -> HttpResponse:
     """Re-render the builder with the failing step form in its place (errors on its fields), status 400."""
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     form = SequenceForm(initial=SequenceForm.initial_of(sequence), workspace=workspace)
     context = _builder_context(request, sequence, form)
     if step is None:
@@ -207,14 +190,14 @@ def _step_failed(request: HttpRequest, sequence: Sequence, step_form: StepForm, 
 @workspace_view()
 @require_POST
 def step_add(request: HttpRequest, sequence_id: int) -> HttpResponse:
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     sequence = sequence_selectors.sequence_get(workspace=workspace, sequence_id=sequence_id)
     form = StepForm(request.POST, workspace=workspace, prefix="new")
     if form.is_valid():
         try:
             sequence_services.step_create(workspace=workspace, sequence=sequence, **form.service_fields())
         except ApplicationError as error:
-            _add_errors(form, error)
+            form_errors_add(form, error)
         else:
             messages.success(request, "Step added.")
             return redirect("ui:sequence-edit", sequence_id=sequence.pk)
@@ -224,7 +207,7 @@ def step_add(request: HttpRequest, sequence_id: int) -> HttpResponse:
 @workspace_view()
 @require_POST
 def step_save(request: HttpRequest, sequence_id: int, step_id: int) -> HttpResponse:
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     sequence = sequence_selectors.sequence_get(workspace=workspace, sequence_id=sequence_id)
     step = _step_get(workspace=workspace, sequence=sequence, step_id=step_id)
     form = StepForm(request.POST, workspace=workspace, prefix=f"s{step.pk}")
@@ -232,7 +215,7 @@ def step_save(request: HttpRequest, sequence_id: int, step_id: int) -> HttpRespo
         try:
             sequence_services.step_update(workspace=workspace, step=step, **form.service_fields())
         except ApplicationError as error:
-            _add_errors(form, error)
+            form_errors_add(form, error)
         else:
             messages.success(request, "Step saved.")
             return redirect("ui:sequence-edit", sequence_id=sequence.pk)
@@ -242,7 +225,7 @@ def step_save(request: HttpRequest, sequence_id: int, step_id: int) -> HttpRespo
 @workspace_view()
 @require_POST
 def step_remove(request: HttpRequest, sequence_id: int, step_id: int) -> HttpResponse:
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     sequence = sequence_selectors.sequence_get(workspace=workspace, sequence_id=sequence_id)
     step = _step_get(workspace=workspace, sequence=sequence, step_id=step_id)
     try:
@@ -259,7 +242,7 @@ def step_remove(request: HttpRequest, sequence_id: int, step_id: int) -> HttpRes
 def step_move(request: HttpRequest, sequence_id: int, step_id: int, direction: str) -> HttpResponse:
     if direction not in ("up", "down"):
         raise Http404("No such move.")
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     sequence = sequence_selectors.sequence_get(workspace=workspace, sequence_id=sequence_id)
     step = _step_get(workspace=workspace, sequence=sequence, step_id=step_id)
     ids = [s.pk for s in sequence_selectors.step_list(workspace=workspace, sequence=sequence)]
@@ -278,7 +261,7 @@ def step_move(request: HttpRequest, sequence_id: int, step_id: int, direction: s
 @require_GET
 def sequence_dry_run_page(request: HttpRequest, sequence_id: int) -> HttpResponseBase:
     """Who would get which email when; pages of whole enrollments (the dry run's own cursor), rows paged too."""
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     sequence = sequence_selectors.sequence_get(workspace=workspace, sequence_id=sequence_id)
     form = DryRunForm(request.GET or None)
     context: dict[str, Any] = {"sequence": sequence, "form": form, "nav": "sequences"}
@@ -291,7 +274,7 @@ def sequence_dry_run_page(request: HttpRequest, sequence_id: int) -> HttpRespons
             workspace=workspace, sequence=sequence, days=days, after_enrollment_id=data.get("after") or None
         )
     except ApplicationError as error:
-        _add_errors(form, error)
+        form_errors_add(form, error)
         return render(request, "ui/builder/dry_run.html", context, status=400)
     page = Paginator(result.rows, DRY_RUN_PAGE_ROWS).get_page(request.GET.get("page"))
     query = request.GET.copy()

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Workspace
 from sequences.models import Message, OutboxEmail
-from ui.access import workspace_view
+from ui.access import request_workspace, workspace_view
 
 PAGE_SIZE = 25
 OUTBOX_BACKEND = "sequences.outbox.OutboxEmailBackend"
@@ -31,12 +31,8 @@ def outbox_emails(*, workspace: Workspace) -> QuerySet[OutboxEmail]:
     return OutboxEmail.objects.filter(message_id__in=ids)
 
 
-def _workspace(request: HttpRequest) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined]  # set by workspace_view
-
-
 def _email(request: HttpRequest, email_id: int) -> OutboxEmail:
-    email = outbox_emails(workspace=_workspace(request)).filter(pk=email_id).first()
+    email = outbox_emails(workspace=request_workspace(request)).filter(pk=email_id).first()
     if email is None:
         raise Http404("No such email.")
     return email
@@ -45,7 +41,7 @@ def _email(request: HttpRequest, email_id: int) -> OutboxEmail:
 @workspace_view()
 @require_GET
 def outbox_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(outbox_emails(workspace=_workspace(request)), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(outbox_emails(workspace=request_workspace(request)), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "nav": "outbox", "local": settings.EMAIL_BACKEND == OUTBOX_BACKEND}
     return render(request, "ui/outbox/list.html", context)
 

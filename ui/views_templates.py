@@ -28,8 +28,8 @@ from accounts.models import Workspace
 from core.errors import ApplicationError, NotFound
 from sequences import services as sequence_services
 from sequences.models import Template
-from ui.access import workspace_view
-from ui.views import _add_errors
+from ui.access import request_workspace, workspace_view
+from ui.forms import form_errors_add
 
 TEST_SEND_RATE = "10/m"  # per user: enough to iterate on a design, too few to use the page as a mailer
 
@@ -63,10 +63,6 @@ class TestSendForm(forms.Form):
     to = forms.EmailField(label="Send a test to")
 
 
-def _workspace(request: HttpRequest) -> Workspace:
-    return request.workspace  # type: ignore[attr-defined]
-
-
 def _template(workspace: Workspace, template_id: int) -> Template:
     """Scoped lookup: another workspace's template is NotFound (the decorator's 404)."""
     template = Template.objects.filter(workspace=workspace, pk=template_id).first()
@@ -78,12 +74,12 @@ def _template(workspace: Workspace, template_id: int) -> Template:
 @workspace_view()
 @require_GET
 def template_list(request: HttpRequest) -> HttpResponse:
-    templates = Template.objects.filter(workspace=_workspace(request)).order_by("name", "id")
+    templates = Template.objects.filter(workspace=request_workspace(request)).order_by("name", "id")
     return render(request, "ui/templates/list.html", {"templates": templates, "nav": "templates"})
 
 
 def _editor(request: HttpRequest, template: Template | None) -> HttpResponse:
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     if request.method == "POST":
         form = TemplateForm(request.POST)
         if form.is_valid():
@@ -95,7 +91,7 @@ def _editor(request: HttpRequest, template: Template | None) -> HttpResponse:
                         workspace=workspace, template=template, **form.cleaned_data
                     )
             except ApplicationError as error:
-                _add_errors(form, error)
+                form_errors_add(form, error)
             else:
                 messages.success(request, f"Saved {template.name}.")
                 return redirect("ui:template-edit", template_id=template.pk)
@@ -122,7 +118,7 @@ def template_new(request: HttpRequest) -> HttpResponse:
 @workspace_view()
 @require_http_methods(["GET", "POST"])
 def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
-    return _editor(request, _template(_workspace(request), template_id))
+    return _editor(request, _template(request_workspace(request), template_id))
 
 
 @xframe_options_sameorigin
@@ -131,9 +127,9 @@ def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
 @require_GET
 def template_preview(request: HttpRequest, template_id: int) -> HttpResponse:
     """The saved template rendered for the sample subscriber, as a standalone document for the iframe."""
-    template = _template(_workspace(request), template_id)
+    template = _template(request_workspace(request), template_id)
     try:
-        rendered = sequence_services.template_preview(workspace=_workspace(request), template=template)
+        rendered = sequence_services.template_preview(workspace=request_workspace(request), template=template)
     except ApplicationError as error:  # a merge tag that fails at render time: say so inside the frame
         return HttpResponse(f"<p>{escape(error.message)}</p>", status=200)
     return HttpResponse(rendered.html)
@@ -147,7 +143,7 @@ def _test_rate(group: str, request: HttpRequest) -> str:
 @require_POST
 @ratelimit(group="ui-template-test", key="user", rate=_test_rate, method="POST", block=False)
 def template_test_send(request: HttpRequest, template_id: int) -> HttpResponseBase:
-    workspace = _workspace(request)
+    workspace = request_workspace(request)
     template = _template(workspace, template_id)
     if getattr(request, "limited", False):
         messages.error(request, "Too many test sends; wait a minute.")
