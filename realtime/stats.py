@@ -16,10 +16,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
+
+from sequences.delivery.pace import redis_client  # the one Redis client per process (re-exported for publish)
 
 logger = logging.getLogger(__name__)
 
@@ -28,21 +29,6 @@ CACHE_SECONDS = 5  # active enrollments and queue depth: a count query at most e
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 PUSHED_KEY = "rt:pushed"
 CONNECTIONS_PATTERN = "rt:conn:*"
-
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
-
-def redis_client() -> redis.Redis:
-    """One client per process for settings.REDIS_URL (the embedded unix socket works too)."""
-    url = settings.REDIS_URL
-    client = _clients.get(url)
-    if client is None:
-        with _clients_lock:
-            client = _clients.get(url)
-            if client is None:
-                client = _clients[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-    return client
 
 
 def minute_of(moment: datetime) -> int:
