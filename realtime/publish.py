@@ -50,6 +50,8 @@ COUNTED_TYPES = (
 COUNTER_TTL_SECONDS = 2 * 3600
 CLAIM_TTL_INTERVALS = 6  # a crashed claimer blocks pushes of its workspace for at most this many intervals
 MAX_CAMPAIGNS_PER_FLUSH = 50
+# A flush takes milliseconds; one running this long is stuck (see Flusher).
+FLUSH_STALL_SECONDS = 10.0
 
 # KEYS: counter keys (one per minute touched), then pending, campaigns, claim.
 # ARGV: n_counter_keys, ttl, claim_ms, feed_size, then per counter key "field count ..." as JSON,
@@ -205,13 +207,24 @@ def campaigns_progress(*, workspace_id: int, campaign_ids: Sequence[int]) -> dic
 
 
 class Flusher:
-    """One daemon thread per process that runs each workspace's flush when its interval has passed."""
+    """One daemon thread per process that runs each workspace's flush when its interval has passed.
 
-    def __init__(self) -> None:
+    A flush that hangs (a socket read that never returns) would otherwise stop every later push of the
+    process, for every workspace: once the running flush is older than `stall_seconds`, the next
+    `schedule` starts a fresh thread and the stuck one exits as soon as its flush returns.
+    """
+
+    def __init__(
+        self, flush: Callable[[int], Any] | None = None, *, stall_seconds: float = FLUSH_STALL_SECONDS
+    ) -> None:
+        self._flush = flush or (lambda workspace_id: workspace_flush(workspace_id=workspace_id))
+        self._stall_seconds = stall_seconds
         self._due: list[tuple[float, int]] = []
         self._scheduled: set[int] = set()
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._generation = 0  # the one thread whose generation this is runs flushes; older ones exit
+        self._busy_since: float | None = None  # when the current thread's flush started
 
     def schedule(self, workspace_id: int, delay: float) -> None:
         with self._condition:
@@ -219,26 +232,44 @@ class Flusher:
                 return
             self._scheduled.add(workspace_id)
             heapq.heappush(self._due, (time.monotonic() + delay, workspace_id))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="realtime-flusher", daemon=True)
+            if self._needs_thread():
+                self._generation += 1
+                self._busy_since = None
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._generation,), name="realtime-flusher", daemon=True
+                )
                 self._thread.start()
-            self._condition.notify()
+            self._condition.notify_all()
 
-    def _run(self) -> None:
+    def _needs_thread(self) -> bool:
+        if self._thread is None or not self._thread.is_alive():
+            return True
+        if self._busy_since is not None and time.monotonic() - self._busy_since > self._stall_seconds:
+            logger.error("realtime flush stuck for over %s s; starting another flusher thread", self._stall_seconds)
+            return True
+        return False
+
+    def _run(self, generation: int) -> None:
         while True:
             with self._condition:
-                while not self._due or self._due[0][0] > time.monotonic():
+                while generation == self._generation and (not self._due or self._due[0][0] > time.monotonic()):
                     self._condition.wait(timeout=(self._due[0][0] - time.monotonic()) if self._due else None)
+                if generation != self._generation:
+                    return  # replaced while stuck: the newer thread owns the queue
                 _, workspace_id = heapq.heappop(self._due)
                 self._scheduled.discard(workspace_id)
+                self._busy_since = time.monotonic()
             try:
-                workspace_flush(workspace_id=workspace_id)
+                self._flush(workspace_id)
             except Exception:  # a Redis or database hiccup loses one push, never the thread
                 logger.exception("realtime flush failed for workspace %s", workspace_id)
             finally:
                 from django.db import connection
 
                 connection.close()  # the thread's own connection: do not leave it open between flushes
+                with self._condition:
+                    if generation == self._generation:
+                        self._busy_since = None
 
 
 # Tests replace this with a recorder and call `workspace_flush` themselves (no timing in tests).
