@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from ui import views, views_builder, views_outbox, views_templates
+from ui import views, views_builder, views_enroll, views_outbox, views_templates
 
 app_name = "ui"
 
@@ -41,6 +41,7 @@ urlpatterns = [
         name="step-move",
     ),
     path("sequences/<int:sequence_id>/dry-run/", views_builder.sequence_dry_run_page, name="sequence-dry-run"),
+    path("sequences/<int:sequence_id>/enroll/", views_enroll.sequence_enroll_page, name="sequence-enroll"),
     # Template editor (ui/views_templates.py)
     path("templates/", views_templates.template_list, name="templates"),
     path("templates/new/", views_templates.template_new, name="template-new"),
