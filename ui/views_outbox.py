@@ -2,13 +2,15 @@
 
 OutboxEmail rows carry no workspace (the email backend sees only MIME); they are scoped through the
 Message-ID the sender gives each message, which the outbox stores: a workspace sees the emails of its
-own messages and nothing else (test sends and team notices, which have no Message row, are admin-only).
+own messages, and the template editor's test sends, which carry a header signed for the workspace (they
+have no Message row). Team notices stay admin-only.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.paginator import Paginator
+from django.core.signing import Signer
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -24,11 +26,18 @@ OUTBOX_BACKEND = "sequences.outbox.OutboxEmailBackend"
 # The stored HTML is shown in a sandboxed frame: no scripts, no forms, no navigation of the page; images
 # may load (they are what the recipient would see, tracking pixel included).
 EMAIL_HTML_CSP = "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline'"
+TEST_SEND_HEADER = "X-Email-Sequence-Test"
+
+
+def test_send_token(workspace: Workspace) -> str:
+    """The value of a test send's TEST_SEND_HEADER: signed, so no email can claim another workspace."""
+    return Signer(salt="ui.outbox.test-send").sign(str(workspace.pk))
 
 
 def outbox_emails(*, workspace: Workspace) -> QuerySet[OutboxEmail]:
     ids = Message.objects.filter(workspace=workspace).exclude(message_id_header="").values("message_id_header")
-    return OutboxEmail.objects.filter(message_id__in=ids)
+    test_sends = OutboxEmail.objects.filter(**{f"headers__{TEST_SEND_HEADER}": test_send_token(workspace)})
+    return OutboxEmail.objects.filter(message_id__in=ids) | test_sends
 
 
 def _email(request: HttpRequest, email_id: int) -> OutboxEmail:

@@ -30,6 +30,7 @@ from sequences import services as sequence_services
 from sequences.models import Template
 from ui.access import request_workspace, workspace_view
 from ui.forms import form_errors_add
+from ui.views_outbox import TEST_SEND_HEADER, test_send_token
 
 TEST_SEND_RATE = "10/m"  # per user: enough to iterate on a design, too few to use the page as a mailer
 
@@ -161,7 +162,11 @@ def template_test_send(request: HttpRequest, template_id: int) -> HttpResponseBa
     from_name = template.from_name or workspace.from_name
     sender = formataddr((from_name, from_email)) if from_name else from_email
     message = EmailMultiAlternatives(
-        subject=f"[Test] {rendered.subject}", body=rendered.text, from_email=sender, to=[form.cleaned_data["to"]]
+        subject=f"[Test] {rendered.subject}",
+        body=rendered.text,
+        from_email=sender,
+        to=[form.cleaned_data["to"]],
+        headers={TEST_SEND_HEADER: test_send_token(workspace)},  # shows it in the workspace's local outbox
     )
     message.attach_alternative(rendered.html, "text/html")
     message.send()

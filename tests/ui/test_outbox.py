@@ -66,3 +66,31 @@ def test_another_workspaces_email_answers_404(client, workspace, sent_emails):
 
 def test_the_outbox_needs_a_login(client):
     assert client.get("/app/outbox/").status_code == 302
+
+
+def test_a_test_send_is_in_its_workspaces_outbox_only(client, workspace, other_workspace, settings):
+    settings.EMAIL_BACKEND = "sequences.outbox.OutboxEmailBackend"
+    template = TemplateFactory(workspace=workspace, subject="Spring sale", html="<p>Hi</p>")
+    signed_in(client, workspace, Role.MARKETER)
+    client.post(f"/app/templates/{template.pk}/test", {"to": "me@example.org"})
+    [test_send] = OutboxEmail.objects.all()
+
+    assert "[Test] Spring sale" in client.get("/app/outbox/").content.decode()
+    assert client.get(f"/app/outbox/{test_send.pk}/").status_code == 200
+
+    signed_in(client, other_workspace, Role.OWNER)
+    assert "Spring sale" not in client.get("/app/outbox/").content.decode()
+    assert client.get(f"/app/outbox/{test_send.pk}/").status_code == 404
+
+
+def test_a_test_send_header_signed_for_another_workspace_shows_nowhere_else(client, workspace, other_workspace):
+    from ui.views_outbox import TEST_SEND_HEADER, test_send_token
+
+    token = test_send_token(other_workspace)
+    forged = f"{workspace.pk}:{token.split(':', 1)[1]}"  # this workspace's id, the other one's signature
+    for value in (token, forged, str(workspace.pk)):
+        OutboxEmail.objects.create(subject=f"claims {value}", to=["x@example.org"], headers={TEST_SEND_HEADER: value})
+
+    page = signed_in(client, workspace).get("/app/outbox/").content.decode()
+
+    assert "claims" not in page
