@@ -47,6 +47,11 @@ COUNTED_TYPES = (
     EventType.BOUNCED,
     EventType.UNSUBSCRIBED,
 )
+# Events after which a subscriber may have entered or left a sequence.
+ENROLLMENT_CHANGES = frozenset(
+    {EventType.ENROLLED, EventType.EXITED, EventType.GOAL, EventType.UNSUBSCRIBED, EventType.BOUNCED,
+     EventType.COMPLAINED}
+)  # fmt: skip
 COUNTER_TTL_SECONDS = 2 * 3600
 CLAIM_TTL_INTERVALS = 6  # a crashed claimer blocks pushes of its workspace for at most this many intervals
 MAX_CAMPAIGNS_PER_FLUSH = 50
@@ -169,7 +174,11 @@ def workspace_flush(*, workspace_id: int, now: datetime | None = None) -> int:
     update = {
         "type": "update",
         "counters": dashboard_counters(workspace_id=workspace_id, now=now, minutes=2),
-        "active_enrollments": active_enrollments(workspace_id=workspace_id),  # cached a few seconds
+        # Cached a few seconds, but counted again when this push carries an event that changes it: the
+        # dashboard must not show the count from before the enrollments it is reporting.
+        "active_enrollments": active_enrollments(
+            workspace_id=workspace_id, fresh=any(entry["type"] in ENROLLMENT_CHANGES for entry in feed)
+        ),
         "queue_depth": queue_depth(),
         "events": feed,
     }

@@ -55,11 +55,12 @@ def dashboard_counters(*, workspace_id: int, now: datetime | None = None, minute
     }
 
 
-def active_enrollments(*, workspace_id: int) -> int:
+def active_enrollments(*, workspace_id: int, fresh: bool = False) -> int:
+    """Active enrollments, counted at most every CACHE_SECONDS unless `fresh` (the caller saw them change)."""
     from sequences.models import Enrollment, EnrollmentStatus
 
     key = f"rt:active-enrollments:{int(workspace_id)}"
-    count = cache.get(key)
+    count = None if fresh else cache.get(key)
     if count is None:
         count = Enrollment.objects.filter(workspace_id=workspace_id, status=EnrollmentStatus.ACTIVE).count()
         cache.set(key, count, CACHE_SECONDS)

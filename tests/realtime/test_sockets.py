@@ -270,3 +270,28 @@ def test_the_channel_layer_does_not_time_out_its_own_blocking_receive():
     options = layer.create_pool(0).connection_kwargs
     assert options["socket_timeout"] is None or options["socket_timeout"] > layer.brpop_timeout
     assert layer.create_pool(0).max_connections > settings.WEBSOCKET_MAX_CONNECTIONS
+
+
+def test_a_push_after_enrollments_counts_them_again_instead_of_the_cached_count(acme, member, scheduled):
+    from sequences.models import SequenceStatus
+    from sequences.services import sequence_enroll
+    from tests.factories import SequenceFactory, StepFactory
+
+    token = token_for(member(acme))
+    sequence = SequenceFactory(workspace=acme, status=SequenceStatus.ACTIVE)
+    StepFactory(sequence=sequence, position=1)
+    subscriber = SubscriberFactory(workspace=acme)
+
+    @async_to_sync
+    async def run():
+        socket, snapshot = await open_socket(f"{DASHBOARD}?workspace={acme.pk}&token={token}")  # caches 0
+        await sync_to_async(sequence_enroll)(workspace=acme, sequence=sequence, subscriber_ids=[subscriber.pk])
+        await flush(workspace_id=acme.pk)
+        update = await socket.receive_json_from(timeout=10)
+        await socket.disconnect()
+        return snapshot, update
+
+    snapshot, update = run()
+    assert snapshot["active_enrollments"] == 0
+    assert [event["type"] for event in update["events"]] == ["enrolled"]
+    assert update["active_enrollments"] == 1
