@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +60,40 @@ class Problems(list):
     """Console errors, uncaught page errors and CSP violations seen during a test: each one fails it."""
 
 
+class Tabs:
+    """A browser context whose pages all record their problems in one list (tabs share the login)."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.problems = Problems()
+        context.expose_function("__reportCspViolation", lambda text: self.problems.append(f"CSP violation: {text}"))
+        context.add_init_script(CSP_RECORDER)
+
+    def new_page(self) -> Any:
+        page = self.context.new_page()
+        page.on("console", lambda message: message.type == "error" and self.problems.append(f"console: {message.text}"))
+        page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        page.set_default_timeout(15_000)
+        page.problems = self.problems
+        return page
+
+
+@contextmanager
+def browser_tabs(chromium: Any, base_url: str) -> Iterator[Tabs]:
+    """Tabs on `base_url`; leaving the block fails the test if any page had a problem."""
+    context = chromium.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
+    tabs = Tabs(context)
+    try:
+        yield tabs
+    finally:
+        context.close()
+    assert not tabs.problems, "\n".join(tabs.problems)
+
+
 @pytest.fixture
 def page(chromium, live_server) -> Iterator[Any]:
-    context = chromium.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    problems = Problems()
-    context.expose_function("__reportCspViolation", lambda text: problems.append(f"CSP violation: {text}"))
-    context.add_init_script(CSP_RECORDER)
-    page = context.new_page()
-    page.on("console", lambda message: message.type == "error" and problems.append(f"console: {message.text}"))
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.set_default_timeout(15_000)
-    page.problems = problems
-    yield page
-    context.close()
-    assert not problems, "\n".join(problems)
+    with browser_tabs(chromium, live_server.url) as tabs:
+        yield tabs.new_page()
 
 
 def screenshot(page: Any, name: str) -> None:

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,48 +20,20 @@ from django.test import Client
 from accounts.models import Role
 from subscribers.models import EventType
 from subscribers.services import event_record
+from tests.browser.processes import daphne_args, free_port, product_env, running
 from tests.factories import MembershipFactory, SubscriberFactory, UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def daphne(transactional_db):
-    """daphne serving config.asgi on the test database; DEBUG so whitenoise serves the static files."""
-    port = _free_port()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "DEBUG": "1",
-        "DJANGO_ENV": "test",
-    }
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("daphne")), "-v", "0", "-b", "127.0.0.1", "-p", str(port),
-         "config.asgi:application"],
-        env=env, cwd=ROOT,
-    )  # fmt: skip
-    try:
-        for _ in range(300):  # until it listens (or it died)
-            if process.poll() is not None:
-                raise RuntimeError("daphne exited")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
+    """daphne serving config.asgi on the test database (tests/browser/processes.py)."""
+    port = free_port()
+    with running(daphne_args(port), env=product_env(), port=port):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def record_open(workspace, subscriber) -> None:
