@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence as Rows
 from typing import Any
 
 from django import forms
@@ -17,9 +18,16 @@ from core.errors import ApplicationError
 from sequences import selectors as sequence_selectors
 from sequences import services as sequence_services
 from sequences.api.serializers import MAX_ID
-from sequences.dryrun import DRY_RUN_DEFAULT_DAYS, DRY_RUN_MAX_DAYS, sequence_dry_run
+from sequences.dryrun import DRY_RUN_DEFAULT_DAYS, DRY_RUN_MAX_DAYS, PlannedSend, sequence_dry_run
 from sequences.models import DelayUnit, ReEntry, Sequence, Step, Template
-from subscribers.models import MailingList
+from sequences.rendering import (
+    CompiledTemplate,
+    TemplateCompileError,
+    TemplateRenderError,
+    compile_template,
+    merge_context,
+)
+from subscribers.models import MailingList, Subscriber
 from ui.access import request_workspace, workspace_view
 from ui.forms import form_errors_add
 
@@ -257,6 +265,33 @@ def step_move(request: HttpRequest, sequence_id: int, step_id: int, direction: s
     return redirect("ui:sequence-edit", sequence_id=sequence.pk)
 
 
+def _subjects_as_seen(workspace: Workspace, rows: Rows[PlannedSend]) -> list[str]:
+    """Each row's subject rendered for its subscriber, as the email will carry it (the dry run gives the
+    template's source). One compile per step; a subject that does not render shows its source."""
+    steps = Step.objects.select_related("template").in_bulk({row.step_id for row in rows})
+    people = Subscriber.objects.filter(workspace=workspace).in_bulk({row.subscriber_id for row in rows})
+    compiled: dict[int, CompiledTemplate | None] = {}
+    subjects = []
+    for row in rows:
+        step, subscriber = steps.get(row.step_id), people.get(row.subscriber_id)
+        if step is None or subscriber is None:  # changed since the simulation: show what it gave
+            subjects.append(row.subject)
+            continue
+        if step.pk not in compiled:
+            try:
+                compiled[step.pk] = compile_template(subject=step.template.subject, html="")
+            except TemplateCompileError:
+                compiled[step.pk] = None
+        template = compiled[step.pk]
+        try:
+            if template is None:
+                raise TemplateRenderError(field="subject", message="does not compile")
+            subjects.append(template.render(merge_context(workspace=workspace, subscriber=subscriber)).subject)
+        except TemplateRenderError:
+            subjects.append(row.subject)
+    return subjects
+
+
 @workspace_view()
 @require_GET
 def sequence_dry_run_page(request: HttpRequest, sequence_id: int) -> HttpResponseBase:
@@ -277,12 +312,15 @@ def sequence_dry_run_page(request: HttpRequest, sequence_id: int) -> HttpRespons
         form_errors_add(form, error)
         return render(request, "ui/builder/dry_run.html", context, status=400)
     page = Paginator(result.rows, DRY_RUN_PAGE_ROWS).get_page(request.GET.get("page"))
+    shown = list(page.object_list)
+    subjects = _subjects_as_seen(workspace, shown)
     query = request.GET.copy()
     query.pop("page", None)
     next_query = query.copy()
     next_query["after"] = str(result.next_after_enrollment_id or "")
     context.update({
-        "result": result, "page": page, "query": query.urlencode(), "days": days,
+        "result": result, "page": page, "rows": list(zip(shown, subjects, strict=True)),
+        "query": query.urlencode(), "days": days,
         "next_query": next_query.urlencode() if result.next_after_enrollment_id else "",
         "blocked": sorted(result.blocked.items()),
     })  # fmt: skip

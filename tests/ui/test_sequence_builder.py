@@ -255,3 +255,24 @@ def test_out_of_range_ids_answer_400_or_404_never_500(ui_client, workspace):
     add = {"new-template": str(huge), "new-delay_value": str(huge), "new-delay_unit": "days"}
     response = client.post(f"/app/sequences/{sequence.pk}/steps/", add)
     assert response.status_code == 400 and response.context["step_form"].errors["template"]
+
+
+def test_dry_run_shows_each_subject_as_its_subscriber_will_read_it(ui_client, workspace):
+    sequence = SequenceFactory(workspace=workspace, status=SequenceStatus.ACTIVE)
+    greeting = TemplateFactory(workspace=workspace, subject="Hi {{ subscriber.first_name }}")
+    follow_up = TemplateFactory(workspace=workspace, subject="Your size: {{ subscriber.attributes.size|upper }}")
+    first = StepFactory(sequence=sequence, template=greeting, position=1, delay_value=0)
+    StepFactory(sequence=sequence, template=follow_up, position=2, delay_value=1, delay_unit="days")
+    now = timezone.now()
+    for name, size in (("Ada", "m"), ("Grace", "xl")):
+        subscriber = SubscriberFactory(workspace=workspace, first_name=name, attributes={"size": size})
+        EnrollmentFactory(
+            sequence=sequence, subscriber=subscriber, current_step=first, next_run_at=now, enrolled_at=now
+        )
+
+    page = ui_client(Role.VIEWER).get(f"/app/sequences/{sequence.pk}/dry-run/")
+
+    assert sorted(subject for _, subject in page.context["rows"]) == [
+        "Hi Ada", "Hi Grace", "Your size: M", "Your size: XL",
+    ]  # fmt: skip
+    assert "{{ subscriber" not in page.content.decode()
