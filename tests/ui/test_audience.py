@@ -453,3 +453,15 @@ def test_csrf_is_enforced_on_the_forms(ui_client, workspace, subscriber):
     page = client.get(f"/app/subscribers/{subscriber.pk}/").content.decode()
     # switcher, log out, add to list, tag, unsubscribe: every form carries the token
     assert page.count('name="csrfmiddlewaretoken"') == page.count('method="post"') == 5
+
+
+def test_ids_beyond_the_database_range_answer_404_or_400_never_500(ui_client, subscriber):
+    big = "9" * 25
+    client = ui_client()
+    base = f"/app/subscribers/{subscriber.pk}"
+    for path in [f"/app/lists/{big}/", f"/app/fields/{big}/", f"/app/subscribers/{big}/edit/"]:
+        assert client.get(path).status_code == 404, path
+    for path in [f"{base}/lists/{big}/remove", f"{base}/tags/{big}/remove", f"/app/tags/{big}/delete"]:
+        assert client.post(path).status_code == 404, path
+    assert client.post(f"{base}/lists/", {"mailing_list": big}).status_code == 400
+    assert client.post("/app/subscribers/new/", {"email": "new@example.org", "lists": [big]}).status_code == 400
