@@ -67,14 +67,19 @@ class FieldUpdateForm(forms.Form):
 # Custom field values: one typed input per definition -------------------------------------------
 
 
-def _attribute_field(definition: FieldDefinition) -> forms.Field:
-    """A form field for one definition. Values stay strings: the service coerces and checks them."""
+def _attribute_field(definition: FieldDefinition, shown: str) -> forms.Field:
+    """A form field for one definition, showing `shown` (the stored value as text). Values stay strings:
+    the service coerces and checks them."""
     label, kind = definition.label or definition.key, definition.type
-    if kind == FieldType.BOOLEAN:  # three states: a checkbox could not say "not set"
-        return forms.ChoiceField(choices=BOOLEAN_CHOICES, required=False, label=label)
-    if kind == FieldType.CHOICE:
-        # A Select, not a ChoiceField: the service names a value no longer allowed, on this field.
-        options = [("", "(not set)"), *((str(c), str(c)) for c in definition.choices or [])]
+    if kind in (FieldType.BOOLEAN, FieldType.CHOICE):
+        # Three states for booleans (a checkbox could not say "not set"). A stored value that is no longer
+        # allowed stays offered, marked: a select without it would silently clear it on the next save.
+        options = BOOLEAN_CHOICES if kind == FieldType.BOOLEAN else [("", "(not set)")]
+        if kind == FieldType.CHOICE:
+            options = [*options, *((str(c), str(c)) for c in definition.choices or [])]
+        if shown and shown not in dict(options):
+            options = [*options, (shown, f"{shown} (no longer allowed)")]
+        # A Select on a CharField, not a ChoiceField: the service decides what is allowed, on this field.
         return forms.CharField(required=False, label=label, widget=forms.Select(choices=options))
     widgets: dict[str, forms.Widget] = {
         FieldType.NUMBER: forms.NumberInput(attrs={"step": "any"}),
@@ -104,8 +109,9 @@ class AttributesMixin(forms.Form):
         self.current_attributes = current
         for definition in definitions:
             name = ATTRIBUTE_PREFIX + definition.key
-            self.fields[name] = _attribute_field(definition)
-            self.initial.setdefault(name, attribute_initial(definition, current.get(definition.key)))
+            shown = attribute_initial(definition, current.get(definition.key))
+            self.fields[name] = _attribute_field(definition, shown)
+            self.initial.setdefault(name, shown)
 
     def attribute_fields(self) -> list[forms.BoundField]:
         return [self[ATTRIBUTE_PREFIX + d.key] for d in self.definitions]

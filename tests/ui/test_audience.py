@@ -465,3 +465,18 @@ def test_ids_beyond_the_database_range_answer_404_or_400_never_500(ui_client, su
         assert client.post(path).status_code == 404, path
     assert client.post(f"{base}/lists/", {"mailing_list": big}).status_code == 400
     assert client.post("/app/subscribers/new/", {"email": "new@example.org", "lists": [big]}).status_code == 400
+
+
+def test_a_value_no_longer_allowed_stays_offered_and_survives_saving_other_fields(ui_client, workspace, subscriber):
+    FieldDefinitionFactory(workspace=workspace, key="plan", type=FieldType.CHOICE, choices=["free", "pro"])
+    subscriber.attributes = {"plan": "legacy"}  # allowed before the choices changed
+    subscriber.save()
+    client = ui_client()
+    page = client.get(f"/app/subscribers/{subscriber.pk}/edit/").content.decode()
+    assert '<option value="legacy" selected>legacy (no longer allowed)</option>' in page
+    data = {"email": subscriber.email, "first_name": "Augusta", "attr_plan": "legacy"}
+    assert client.post(f"/app/subscribers/{subscriber.pk}/edit/", data).status_code == 302
+    subscriber.refresh_from_db()
+    assert subscriber.first_name == "Augusta" and subscriber.attributes == {"plan": "legacy"}
+    response = client.post(f"/app/subscribers/{subscriber.pk}/edit/", {**data, "attr_plan": "team"})
+    assert response.status_code == 400 and "free, pro" in field_errors(response, "attr_plan")
