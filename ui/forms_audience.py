@@ -160,6 +160,10 @@ class ProfileForm(AttributesMixin):
         return changes
 
 
+def _list_label(mailing_list: MailingList) -> str:
+    return f"{mailing_list.name} (double opt-in)" if mailing_list.double_opt_in else mailing_list.name
+
+
 class SubscriberCreateForm(AttributesMixin):
     email = forms.CharField(max_length=320)
     first_name = forms.CharField(max_length=100, required=False)
@@ -176,6 +180,7 @@ class SubscriberCreateForm(AttributesMixin):
         super().__init__(*args, **kwargs)
         # Only this workspace's lists: another workspace's id is an invalid choice, named on the field.
         self.fields["lists"].queryset = MailingList.objects.filter(workspace=workspace).order_by("name")  # type: ignore[attr-defined]
+        self.fields["lists"].label_from_instance = _list_label  # type: ignore[attr-defined]
         self.add_attribute_fields(definitions, {})
 
     def tag_names(self) -> list[str]:

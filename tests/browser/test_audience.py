@@ -30,6 +30,7 @@ def test_create_list_and_tag_add_a_subscriber_and_edit_a_field(page, workspace):
     page.get_by_label("Name").fill("Weekly news")
     page.get_by_role("button", name="Create list").click()
     assert page.get_by_text("Created the list Weekly news.").is_visible()
+    screenshot(page, "audience-lists")
 
     page.get_by_role("navigation", name="Audience").get_by_role("link", name="Tags").click()
     page.get_by_label("Tag name").fill("vip")
@@ -43,6 +44,7 @@ def test_create_list_and_tag_add_a_subscriber_and_edit_a_field(page, workspace):
     page.get_by_label("Plan").select_option("free")
     page.get_by_label("Weekly news").check()
     page.get_by_label("Tags").fill("vip")
+    screenshot(page, "subscriber-new")
     page.get_by_role("button", name="Add subscriber").click()
     assert page.get_by_text("Added grace@example.org.").is_visible()
     assert page.locator("#profile-lists").get_by_text("Weekly news").is_visible()

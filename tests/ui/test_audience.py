@@ -227,6 +227,7 @@ def test_add_a_subscriber_with_fields_lists_and_tags(ui_client, workspace):
     client = ui_client()
     page = client.get("/app/subscribers/new/")
     assert b'type="number"' in page.content and b'<option value="pro">' in page.content
+    assert b"Confirmed (double opt-in)" in page.content
     response = client.post(
         "/app/subscribers/new/",
         {"email": " Grace@Example.org ", "first_name": "Grace", "attr_plan": "pro", "attr_seats": "3",
