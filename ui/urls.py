@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from ui import views, views_builder, views_enroll, views_outbox, views_templates
+from ui import views, views_audience, views_builder, views_enroll, views_outbox, views_profile, views_templates
 
 app_name = "ui"
 
@@ -48,4 +48,34 @@ urlpatterns = [
     path("templates/<int:template_id>/", views_templates.template_edit, name="template-edit"),
     path("templates/<int:template_id>/preview", views_templates.template_preview, name="template-preview"),
     path("templates/<int:template_id>/test", views_templates.template_test_send, name="template-test"),
+    # Lists, tags, custom fields and profile editing (ui/views_audience.py, ui/views_profile.py)
+    path("lists/", views_audience.list_index, name="lists"),
+    path("lists/<int:list_id>/", views_audience.list_edit, name="list-edit"),
+    path("lists/<int:list_id>/delete", views_audience.list_delete, name="list-delete"),
+    path("tags/", views_audience.tag_index, name="tags"),
+    path("tags/<int:tag_id>/", views_audience.tag_rename, name="tag-rename"),
+    path("tags/<int:tag_id>/delete", views_audience.tag_delete, name="tag-delete"),
+    path("fields/", views_audience.field_index, name="fields"),
+    path("fields/<int:field_id>/", views_audience.field_edit, name="field-edit"),
+    path("fields/<int:field_id>/delete", views_audience.field_delete, name="field-delete"),
+    path("subscribers/new/", views_profile.subscriber_new, name="subscriber-new"),
+    path("subscribers/<int:subscriber_id>/edit/", views_profile.subscriber_edit, name="subscriber-edit"),
+    path("subscribers/<int:subscriber_id>/lists/", views_profile.subscriber_list_add, name="subscriber-list-add"),
+    path(
+        "subscribers/<int:subscriber_id>/lists/<int:list_id>/remove",
+        views_profile.subscriber_list_remove,
+        name="subscriber-list-remove",
+    ),
+    path("subscribers/<int:subscriber_id>/tags/", views_profile.subscriber_tag_add, name="subscriber-tag-add"),
+    path(
+        "subscribers/<int:subscriber_id>/tags/<int:tag_id>/remove",
+        views_profile.subscriber_tag_remove,
+        name="subscriber-tag-remove",
+    ),
+    path(
+        "subscribers/<int:subscriber_id>/unsubscribe",
+        views_profile.subscriber_unsubscribe,
+        name="subscriber-unsubscribe",
+    ),
+    path("subscribers/<int:subscriber_id>/delete/", views_profile.subscriber_delete, name="subscriber-delete"),
 ]

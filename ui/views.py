@@ -37,6 +37,7 @@ from subscribers.segments import segment_q
 from ui import selectors
 from ui.access import may, request_workspace, workspace_switch, workspace_view
 from ui.forms import ApiKeyForm, ImportForm, SubscriberFilterForm, WorkspaceSettingsForm, form_errors_add
+from ui.views_profile import profile_context
 
 PAGE_SIZE = 25
 REPORT_PREVIEW_ROWS = 100
@@ -155,15 +156,8 @@ def subscriber_export(request: HttpRequest) -> HttpResponseBase:
 def subscriber_detail(request: HttpRequest, subscriber_id: int) -> HttpResponse:
     workspace = request_workspace(request)
     subscriber = subscriber_selectors.subscriber_get(workspace=workspace, subscriber_id=subscriber_id)
-    context = {
-        "subscriber": subscriber,
-        "memberships": subscriber.list_memberships.select_related("mailing_list").order_by("mailing_list__name"),
-        "tags": subscriber.tags.order_by("name"),
-        "attributes": sorted((subscriber.attributes or {}).items()) if isinstance(subscriber.attributes, dict) else [],
-        "timeline": selectors.subscriber_timeline(workspace=workspace, subscriber=subscriber),
-        "nav": "subscribers",
-    }
-    return render(request, "ui/subscribers/detail.html", context)
+    # One context for the page and for its edit forms' error answers (ui/views_profile.py).
+    return render(request, "ui/subscribers/detail.html", profile_context(request, subscriber))
 
 
 @workspace_view(read_role=Role.MARKETER)  # a viewer is not offered an upload it may not make
