@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 
 from accounts.models import ApiKeyScope, Workspace
 from core.errors import ApplicationError
 from subscribers.models import MailingList, Segment, SubscriberStatus, Tag
 
+PATH_HEAD = re.compile(r"[^.\[]+")  # the field a service's error path starts with
+
 
 def form_errors_add(form: forms.BaseForm, error: ApplicationError, *, aliases: dict[str, str] | None = None) -> None:
     """Put a service's error on the form field it names (`aliases` maps service names such as
-    mailing_list_id to form fields), or on the form when it names none the form has."""
+    mailing_list_id to form fields), or on the form when it names none the form has. A path into a
+    field (`choices[2]`, `actions[1].config.url`) goes on that field, prefixed with the path."""
     details = error.details if isinstance(error.details, dict) else {}
     placed = False
     for name, field_messages in details.items():
-        field = (aliases or {}).get(name, name)
+        field, prefix = (aliases or {}).get(name, name), ""
+        if field not in form.fields:
+            head = PATH_HEAD.match(name)
+            if head and head.group(0) != name:
+                field, prefix = (aliases or {}).get(head.group(0), head.group(0)), f"{name}: "
         if field in form.fields:
             for message in field_messages if isinstance(field_messages, list) else [field_messages]:
-                form.add_error(field, str(message))
+                form.add_error(field, f"{prefix}{message}")
             placed = True
     if not placed:
         form.add_error(None, error.message)

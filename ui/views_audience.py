@@ -20,10 +20,6 @@ from ui.access import request_workspace, workspace_view
 from ui.forms import form_errors_add
 from ui.forms_audience import FieldCreateForm, FieldUpdateForm, MailingListForm, TagForm
 
-# The service names a bad choice choices[i]; the form has one textarea.
-CHOICE_ALIASES = {f"choices[{i}]": "choices" for i in range(500)}
-
-
 # Lists -----------------------------------------------------------------------------------------
 
 
@@ -177,7 +173,7 @@ def field_index(request: HttpRequest) -> HttpResponse:
         try:
             definition = services.field_definition_create(workspace=request_workspace(request), **form.service_fields())
         except ApplicationError as error:
-            form_errors_add(form, error, aliases=CHOICE_ALIASES)
+            form_errors_add(form, error)  # choices[i] lands on the choices textarea
         else:
             messages.success(request, f"Created the field {definition.key}.")
             return redirect("ui:fields")
@@ -198,7 +194,7 @@ def field_edit(request: HttpRequest, field_id: int) -> HttpResponse:
                 workspace=request_workspace(request), definition=definition, **form.service_fields()
             )
         except ApplicationError as error:
-            form_errors_add(form, error, aliases=CHOICE_ALIASES)
+            form_errors_add(form, error)  # choices[i] lands on the choices textarea
         else:
             messages.success(request, f"Saved the field {definition.key}.")
             return redirect("ui:fields")
