@@ -8,7 +8,7 @@ from django import forms
 
 from accounts.models import ApiKeyScope, Workspace
 from core.errors import ApplicationError
-from subscribers.models import MailingList, Segment, SubscriberStatus, Tag
+from subscribers.models import MailingList, MembershipStatus, Segment, SubscriberStatus, Tag
 
 PATH_HEAD = re.compile(r"[^.\[]+")  # the field a service's error path starts with
 
@@ -37,6 +37,9 @@ class SubscriberFilterForm(forms.Form):
     search = forms.CharField(required=False, max_length=200, label="Search email or name")
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *SubscriberStatus.choices])
     list = forms.ModelChoiceField(queryset=MailingList.objects.none(), required=False, empty_label="Any list")
+    list_status = forms.ChoiceField(
+        required=False, choices=[("", "Any list state"), *MembershipStatus.choices], label="List state"
+    )
     tag = forms.ModelChoiceField(queryset=Tag.objects.none(), required=False, empty_label="Any tag")
     segment = forms.ModelChoiceField(queryset=Segment.objects.none(), required=False, empty_label="No segment")
 

@@ -114,6 +114,7 @@ def _filtered_subscribers(request: HttpRequest) -> tuple[SubscriberFilterForm, A
             "search": data["search"],
             "status": data["status"],
             "list": data["list"].pk if data["list"] else "",
+            "list_status": data["list_status"],
             "tag": data["tag"].pk if data["tag"] else "",
         }
         queryset = subscriber_selectors.subscriber_list(

@@ -99,7 +99,7 @@ def test_lists_show_member_counts_and_link_to_the_filtered_subscribers(ui_client
     response = ui_client(Role.VIEWER).get("/app/lists/")
     row = next(row for row in response.context["lists"] if row.pk == weekly.pk)
     assert (row.subscribed_count, row.pending_count, row.unsubscribed_count) == (2, 1, 1)
-    assert f'href="/app/subscribers/?list={weekly.pk}"'.encode() in response.content
+    assert f'href="/app/subscribers/?list={weekly.pk}&amp;list_status=subscribed"'.encode() in response.content
     assert b"New list" not in response.content  # viewers are not offered the form
 
 

@@ -274,6 +274,10 @@ def test_subscriber_list_searches_filters_and_paginates(ui_client, workspace):
     assert emails("status=bounced") == {"grace@example.org"}
     assert emails(f"tag={tag.pk}") == {"ada@example.org"}
     assert emails(f"list={mailing_list.pk}") == {"grace@example.org"}
+    ada.list_memberships.create(mailing_list=mailing_list, status="unsubscribed")
+    assert emails(f"list={mailing_list.pk}") == {"ada@example.org", "grace@example.org"}
+    assert emails(f"list={mailing_list.pk}&list_status=subscribed") == {"grace@example.org"}
+    assert emails(f"list={mailing_list.pk}&list_status=unsubscribed") == {"ada@example.org"}
     assert len(emails("")) == 25
     assert len(emails("page=2")) == 7
     assert emails("status=nonsense") == set()  # a bad filter shows nothing, never everything
