@@ -64,10 +64,17 @@ class TimelineEntry:
 
 def subscriber_timeline(*, workspace: Workspace, subscriber: Subscriber, limit: int = 50) -> list[TimelineEntry]:
     """The subscriber's latest events and messages, newest first, merged into one list."""
-    events = Event.objects.filter(workspace=workspace, subscriber=subscriber).order_by("-occurred_at", "-id")[:limit]
+    events = list(
+        Event.objects.filter(workspace=workspace, subscriber=subscriber).order_by("-occurred_at", "-id")[:limit]
+    )
     messages = Message.objects.filter(workspace=workspace, subscriber=subscriber).order_by("-created_at", "-id")[:limit]
+    sequence_names = dict(
+        Sequence.objects.filter(
+            workspace=workspace, pk__in={e.sequence_id for e in events if e.sequence_id}
+        ).values_list("pk", "name")
+    )
     entries = chain(
-        (TimelineEntry(e.occurred_at, "event", e.get_type_display(), _event_detail(e)) for e in events),
+        (TimelineEntry(e.occurred_at, "event", e.get_type_display(), _event_detail(e, sequence_names)) for e in events),
         (
             TimelineEntry(m.sent_at or m.created_at, "message", f"Email: {m.subject or '(no subject)'}", m.status)
             for m in messages
@@ -76,8 +83,29 @@ def subscriber_timeline(*, workspace: Workspace, subscriber: Subscriber, limit: 
     return sorted(entries, key=lambda entry: entry.at, reverse=True)[:limit]
 
 
-def _event_detail(event: Event) -> str:
+def _or_dash(value: Any) -> str:
+    return "—" if value in (None, "") else str(value)
+
+
+def _event_detail(event: Event, sequence_names: dict[int, str]) -> str:
+    """A line a marketer can read: names rather than ids, the change a field went through."""
     if event.type == EventType.CUSTOM:
         return event.name
-    properties: Any = event.properties if isinstance(event.properties, dict) else {}
-    return ", ".join(f"{key}: {value}" for key, value in list(properties.items())[:3])
+    properties: dict[str, Any] = event.properties if isinstance(event.properties, dict) else {}
+    if event.type == EventType.FIELD_CHANGED and "field" in properties:
+        before, after = (_or_dash(properties.get(key)) for key in ("from", "to"))
+        return f"{properties['field']}: {before} → {after}"
+    if event.type in (EventType.TAG_ADDED, EventType.TAG_REMOVED) and "tag" in properties:
+        return str(properties["tag"])
+    parts = []
+    if event.sequence_id in sequence_names:
+        parts.append(f"sequence {sequence_names[event.sequence_id]}")
+    if "list" in properties:
+        parts.append(f"list {properties['list']}")
+    # The rest, ids left out (they mean nothing on this page), in a stable order.
+    shown = {"list", "tag"}
+    rest = sorted(
+        (k, v) for k, v in properties.items() if k not in shown and not k.endswith("_id") and v not in ("", None)
+    )
+    parts.extend(f"{key}: {value}" for key, value in rest[:3])
+    return ", ".join(parts)

@@ -295,7 +295,7 @@ def test_edit_profile_with_typed_fields_records_field_changed_events(ui_client, 
     changed = Event.objects.filter(subscriber=subscriber, type=EventType.FIELD_CHANGED)
     assert {e.properties["field"] for e in changed} >= {"first_name", "plan", "vip", "renews", "seen"}
     profile = client.get(f"/app/subscribers/{subscriber.pk}/").content.decode()
-    assert "Augusta" in profile and "field: plan" in profile
+    assert "Augusta" in profile and "plan: free → pro" in profile
 
 
 def test_saving_an_unchanged_profile_changes_nothing(ui_client, workspace, subscriber):

@@ -431,3 +431,26 @@ def test_settings_list_the_workspace_webhooks_without_their_secret(ui_client, wo
     assert "https://hooks.acme.test/in" in page and "opened" in page
     assert "hooks.globex.test" not in page
     assert mine.secret not in page
+
+
+def test_the_timeline_reads_names_and_changes_not_ids(workspace):
+    from sequences.models import SequenceStatus
+    from subscribers.services import subscriber_tags_add, subscriber_update
+    from tests.factories import SequenceFactory
+    from ui.selectors import subscriber_timeline
+
+    FieldDefinitionFactory(workspace=workspace, key="plan", label="Plan")
+    subscriber = SubscriberFactory(workspace=workspace, attributes={"plan": "free"})
+    subscriber_update(workspace=workspace, subscriber=subscriber, attributes={"plan": "pro"})
+    subscriber_tags_add(workspace=workspace, subscriber=subscriber, names=["vip"])
+    sequence = SequenceFactory(workspace=workspace, name="Onboarding", status=SequenceStatus.ACTIVE)
+    Event.objects.create(
+        workspace=workspace, subscriber=subscriber, type=EventType.EXITED, sequence_id=sequence.pk,
+        properties={"enrollment_id": 7, "reason": "goal reached"},
+    )  # fmt: skip
+
+    details = {entry.title: entry.detail for entry in subscriber_timeline(workspace=workspace, subscriber=subscriber)}
+
+    assert details["Field changed"] == "plan: free → pro"
+    assert details["Tag added"] == "vip"
+    assert details["Exited"] == "sequence Onboarding, reason: goal reached"
