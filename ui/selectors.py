@@ -11,7 +11,16 @@ from django.db.models import Count
 from django.utils import timezone
 
 from accounts.models import Workspace
-from sequences.models import Campaign, CampaignStatus, Enrollment, EnrollmentStatus, Message, Sequence, SequenceStatus
+from sequences.models import (
+    Campaign,
+    CampaignStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Message,
+    Sequence,
+    SequenceStatus,
+    Template,
+)
 from subscribers.models import Event, EventType, Subscriber, SubscriberStatus
 
 STEP_EVENT_TYPES = (EventType.SENT, EventType.OPENED, EventType.CLICKED, EventType.UNSUBSCRIBED, EventType.BOUNCED)
@@ -38,6 +47,46 @@ def dashboard_numbers(*, workspace: Workspace, now: datetime | None = None, days
         "enrollments_active": Enrollment.objects.filter(workspace=workspace, status=EnrollmentStatus.ACTIVE).count(),
         "campaigns_running": Campaign.objects.filter(workspace=workspace, status=CampaignStatus.SENDING).count(),
     }
+
+
+@dataclass(frozen=True)
+class GettingStartedStep:
+    label: str
+    done: bool
+    url_name: str  # where to do it
+    action: str  # the link's text
+
+
+def getting_started(*, workspace: Workspace) -> list[GettingStartedStep]:
+    """The first things a new workspace does, each marked done from its data (not from clicks)."""
+    sequences = Sequence.objects.filter(workspace=workspace)
+    return [
+        GettingStartedStep("Set who your emails come from", bool(workspace.from_email), "ui:settings", "Open settings"),
+        GettingStartedStep(
+            "Import your subscribers",
+            Subscriber.objects.filter(workspace=workspace).exists(),
+            "ui:import",
+            "Import a CSV",
+        ),
+        GettingStartedStep(
+            "Write an email template",
+            Template.objects.filter(workspace=workspace).exists(),
+            "ui:template-new",
+            "New template",
+        ),
+        GettingStartedStep(
+            "Build a sequence with its steps and send window",
+            sequences.filter(steps__isnull=False).exists(),
+            "ui:sequence-new",
+            "New sequence",
+        ),
+        GettingStartedStep(
+            "Activate it and enroll subscribers",
+            Enrollment.objects.filter(workspace=workspace).exists(),
+            "ui:sequences",
+            "Your sequences",
+        ),
+    ]
 
 
 def step_numbers(*, workspace: Workspace, sequence_ids: list[int]) -> dict[int, dict[str, int]]:

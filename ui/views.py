@@ -97,8 +97,15 @@ def switch_workspace(request: HttpRequest) -> HttpResponse:
 @workspace_view()
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    numbers = selectors.dashboard_numbers(workspace=request_workspace(request))
-    return render(request, "ui/dashboard.html", {"numbers": numbers, "nav": "dashboard"})
+    workspace = request_workspace(request)
+    steps = selectors.getting_started(workspace=workspace)
+    context = {
+        "numbers": selectors.dashboard_numbers(workspace=workspace),
+        # Shown until every step is done; to viewers too (they see where the workspace stands).
+        "getting_started": steps if not all(step.done for step in steps) else [],
+        "nav": "dashboard",
+    }
+    return render(request, "ui/dashboard.html", context)
 
 
 # Subscribers ----------------------------------------------------------------------------------

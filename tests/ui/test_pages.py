@@ -454,3 +454,30 @@ def test_the_timeline_reads_names_and_changes_not_ids(workspace):
     assert details["Field changed"] == "plan: free → pro"
     assert details["Tag added"] == "vip"
     assert details["Exited"] == "sequence Onboarding, reason: goal reached"
+
+
+def test_a_new_workspaces_dashboard_shows_getting_started_until_every_step_is_done(ui_client, workspace):
+    from tests.factories import EnrollmentFactory, SequenceFactory, StepFactory, TemplateFactory
+
+    workspace.from_email = ""
+    workspace.save(update_fields=["from_email"])
+    client = ui_client(Role.MARKETER)
+
+    def steps() -> list[tuple[str, bool]]:
+        return [(step.label, step.done) for step in client.get("/app/").context["getting_started"]]
+
+    page = client.get("/app/").content.decode()
+    assert "Getting started" in page and 'href="/app/subscribers/import/"' in page
+    assert [done for _, done in steps()] == [False, False, False, False, False]
+
+    workspace.from_email = "hello@acme.test"
+    workspace.save(update_fields=["from_email"])
+    subscriber = SubscriberFactory(workspace=workspace)
+    template = TemplateFactory(workspace=workspace)
+    sequence = SequenceFactory(workspace=workspace, status=SequenceStatus.ACTIVE)
+    assert [done for _, done in steps()] == [True, True, True, False, False]  # a sequence without steps
+    step = StepFactory(sequence=sequence, template=template, position=1)
+    assert [done for _, done in steps()] == [True, True, True, True, False]
+
+    EnrollmentFactory(sequence=sequence, subscriber=subscriber, current_step=step)
+    assert steps() == [] and "Getting started" not in client.get("/app/").content.decode()
