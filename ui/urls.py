@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from ui import views, views_builder, views_outbox, views_templates
+from ui import views, views_builder, views_outbox, views_settings, views_templates
 
 app_name = "ui"
 
@@ -47,4 +47,18 @@ urlpatterns = [
     path("templates/<int:template_id>/", views_templates.template_edit, name="template-edit"),
     path("templates/<int:template_id>/preview", views_templates.template_preview, name="template-preview"),
     path("templates/<int:template_id>/test", views_templates.template_test_send, name="template-test"),
+    # Settings: webhooks and members (ui/views_settings.py)
+    path("settings/webhooks/new/", views_settings.webhook_new, name="webhook-new"),
+    path("settings/webhooks/<int:endpoint_id>/", views_settings.webhook_detail, name="webhook"),
+    path("settings/webhooks/<int:endpoint_id>/rotate-secret", views_settings.webhook_rotate, name="webhook-rotate"),
+    path("settings/webhooks/<int:endpoint_id>/delete", views_settings.webhook_delete, name="webhook-delete"),
+    path(
+        "settings/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/retry",
+        views_settings.webhook_delivery_retry,
+        name="webhook-delivery-retry",
+    ),
+    path("settings/webhooks/<int:endpoint_id>/<slug:action>", views_settings.webhook_action, name="webhook-action"),
+    path("settings/members/", views_settings.members, name="members"),
+    path("settings/members/<int:membership_id>/role", views_settings.member_role, name="member-role"),
+    path("settings/members/<int:membership_id>/remove", views_settings.member_remove, name="member-remove"),
 ]
