@@ -47,7 +47,8 @@ urlpatterns = [
     path("templates/<int:template_id>/", views_templates.template_edit, name="template-edit"),
     path("templates/<int:template_id>/preview", views_templates.template_preview, name="template-preview"),
     path("templates/<int:template_id>/test", views_templates.template_test_send, name="template-test"),
-    # Settings: webhooks and members (ui/views_settings.py)
+    # Settings: webhooks and members (ui/views_settings.py); the live preview of unsaved template edits
+    # (ui/views_templates.py)
     path("settings/webhooks/new/", views_settings.webhook_new, name="webhook-new"),
     path("settings/webhooks/<int:endpoint_id>/", views_settings.webhook_detail, name="webhook"),
     path("settings/webhooks/<int:endpoint_id>/rotate-secret", views_settings.webhook_rotate, name="webhook-rotate"),
@@ -61,4 +62,10 @@ urlpatterns = [
     path("settings/members/", views_settings.members, name="members"),
     path("settings/members/<int:membership_id>/role", views_settings.member_role, name="member-role"),
     path("settings/members/<int:membership_id>/remove", views_settings.member_remove, name="member-remove"),
+    path("templates/preview/", views_templates.template_live_preview, name="template-live-preview"),
+    path(
+        "templates/preview/<slug:preview_key>",
+        views_templates.template_live_preview_document,
+        name="template-live-preview-document",
+    ),
 ]
