@@ -35,8 +35,7 @@ class MemberAddForm(forms.Form):
     # The members API's optional password, used only when no account exists yet for the email.
     password = forms.CharField(
         required=False, min_length=8, strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="Only for someone without an account yet: they sign in with this email and password. "
-        "Without one, they cannot sign in until a password is set for them.",
+        help_text="For a new account only; left empty, they cannot sign in until a password is set.",
     )  # fmt: skip
 
 
