@@ -16,6 +16,7 @@ so a template's HTML can never run script in the app's origin:
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from email.utils import formataddr
 from typing import Any
@@ -41,6 +42,8 @@ from sequences.models import Template
 from sequences.rendering import CONTENT_FIELDS, RenderedEmail
 from ui.access import request_workspace, workspace_view
 from ui.forms import form_errors_add
+
+logger = logging.getLogger(__name__)
 
 LIVE_PREVIEW_SECONDS = 15 * 60  # an editor left open keeps its last preview this long
 TEST_SEND_RATE = "10/m"  # per user: enough to iterate on a design, too few to use the page as a mailer
@@ -178,6 +181,21 @@ def _live_cache_key(request: HttpRequest, preview_key: str) -> str:
     return f"ui:template-live-preview:{request_workspace(request).pk}:{request.user.pk}:{preview_key}"
 
 
+def _draft_render(request: HttpRequest, data: dict[str, Any]) -> tuple[RenderedEmail | None, dict[str, list[str]]]:
+    """The unsaved parts rendered through the service, or None and each part's errors."""
+    draft = Template(workspace=request_workspace(request), name=data["name"], **{
+        part: data[part] for part in CONTENT_FIELDS
+    })  # fmt: skip  # never saved: template_preview only reads it
+    try:
+        return sequence_services.template_preview(workspace=request_workspace(request), template=draft), {}
+    except ApplicationError as error:  # a merge tag that does not compile or fails to render
+        errors: dict[str, list[str]] = {}
+        details = error.details if isinstance(error.details, dict) else {}
+        for field, field_messages in details.items():
+            errors.setdefault(field if field in CONTENT_FIELDS else "html", []).extend(map(str, field_messages))
+        return None, errors or {"html": [error.message]}
+
+
 @workspace_view(write_role=Role.VIEWER)  # changes no data; the API's template preview is a viewer's POST too
 @require_POST
 def template_live_preview(request: HttpRequest) -> HttpResponse:
@@ -188,30 +206,19 @@ def template_live_preview(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return HttpResponse("Reload the editor to preview.", status=400)
     data = form.cleaned_data
-    draft = Template(workspace=request_workspace(request), name=data["name"] or "Preview", **{
-        part: data[part] for part in CONTENT_FIELDS
-    })  # fmt: skip  # never saved: template_preview only reads it
-    errors: dict[str, list[str]] = {}
-    rendered: RenderedEmail | None = None
-    try:
-        rendered = sequence_services.template_preview(workspace=request_workspace(request), template=draft)
-    except ApplicationError as error:  # a merge tag that does not compile or fails to render
-        details = error.details if isinstance(error.details, dict) else {}
-        for field, field_messages in details.items():
-            slot = field if field in CONTENT_FIELDS else "html"
-            errors.setdefault(slot, []).extend(map(str, field_messages))
-        if not errors:
-            errors["html"] = [error.message]
-    context: dict[str, Any] = {
-        "error_slots": [(field, errors.get(field, [])) for field in CONTENT_FIELDS],
-        "rendered": rendered,
-        "name": draft.name,
-    }
+    rendered, errors = _draft_render(request, data)
+    context: dict[str, Any] = {"rendered": rendered, "name": data["name"], "preview_key": data["preview_key"]}
     if rendered is not None:
-        cache.set(_live_cache_key(request, data["preview_key"]), rendered.html, LIVE_PREVIEW_SECONDS)
-        context["preview_key"] = data["preview_key"]
-        # A new src for new content: the iframe is replaced and reloads, and the URL names the version.
-        context["version"] = hashlib.sha256(rendered.html.encode()).hexdigest()[:16]
+        try:
+            cache.set(_live_cache_key(request, data["preview_key"]), rendered.html, LIVE_PREVIEW_SECONDS)
+        except Exception:  # the cache (Redis) is down: say so beside the HTML, not a 500
+            logger.warning("Could not keep a template live preview in the cache", exc_info=True)
+            rendered, errors = None, {"html": ["The live preview is unavailable right now; saving still works."]}
+        else:
+            # A new src for new content: the iframe is replaced and reloads, and the URL names the version.
+            context["version"] = hashlib.sha256(rendered.html.encode()).hexdigest()[:16]
+    context["rendered"] = rendered
+    context["error_slots"] = [(field, errors.get(field, [])) for field in CONTENT_FIELDS]
     response = render(request, "ui/templates/_live_preview.html", context)
     if rendered is None:
         response["HX-Reswap"] = "none"
@@ -225,11 +232,16 @@ def template_live_preview(request: HttpRequest) -> HttpResponse:
 def template_live_preview_document(request: HttpRequest, preview_key: str) -> HttpResponse:
     """The last live preview of one editor page, as a standalone document for the iframe (same CSP as the
     saved preview). Expired, or another user's or workspace's key: 404."""
-    html = cache.get(_live_cache_key(request, preview_key))
-    if html is None:
-        response = HttpResponse("<p>This preview has expired; edit the template to show it again.</p>", status=404)
+    try:
+        html = cache.get(_live_cache_key(request, preview_key))
+    except Exception:  # the cache (Redis) is down: the frame says so instead of a 500
+        logger.warning("Could not read a template live preview from the cache", exc_info=True)
+        response = HttpResponse("<p>The live preview is unavailable right now.</p>", status=503)
     else:
-        response = HttpResponse(html)
+        if html is None:
+            response = HttpResponse("<p>This preview has expired; edit the template to show it again.</p>", status=404)
+        else:
+            response = HttpResponse(html)
     response["Cache-Control"] = "no-store"
     return response
 

@@ -134,3 +134,18 @@ def test_csrf_and_login_are_required(ui_client, client):
     assert strict.post(PREVIEW, {**draft(), "csrfmiddlewaretoken": token}).status_code == 200
     response = client.post(PREVIEW, draft())
     assert response.status_code == 302 and response["Location"].startswith("/app/login/")
+
+
+def test_a_cache_outage_is_explained_beside_the_html_not_a_500(ui_client, monkeypatch):
+    from django.core.cache import cache
+
+    def down(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    client = ui_client()
+    monkeypatch.setattr(cache, "set", down)
+    response = client.post(PREVIEW, draft())
+    assert response.status_code == 200 and response["HX-Reswap"] == "none"
+    assert b"The live preview is unavailable right now" in response.content and b"<iframe" not in response.content
+    monkeypatch.setattr(cache, "get", down)
+    assert client.get(f"/app/templates/preview/{KEY}").status_code == 503
