@@ -3,7 +3,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from ui import views, views_audience, views_builder, views_enroll, views_outbox, views_profile, views_templates
+from ui import (
+    views,
+    views_audience,
+    views_builder,
+    views_enroll,
+    views_outbox,
+    views_profile,
+    views_settings,
+    views_templates,
+)
 
 app_name = "ui"
 
@@ -78,4 +87,25 @@ urlpatterns = [
         name="subscriber-unsubscribe",
     ),
     path("subscribers/<int:subscriber_id>/delete/", views_profile.subscriber_delete, name="subscriber-delete"),
+    # Settings: webhooks and members (ui/views_settings.py); the live preview of unsaved template edits
+    # (ui/views_templates.py)
+    path("settings/webhooks/new/", views_settings.webhook_new, name="webhook-new"),
+    path("settings/webhooks/<int:endpoint_id>/", views_settings.webhook_detail, name="webhook"),
+    path("settings/webhooks/<int:endpoint_id>/rotate-secret", views_settings.webhook_rotate, name="webhook-rotate"),
+    path("settings/webhooks/<int:endpoint_id>/delete", views_settings.webhook_delete, name="webhook-delete"),
+    path(
+        "settings/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/retry",
+        views_settings.webhook_delivery_retry,
+        name="webhook-delivery-retry",
+    ),
+    path("settings/webhooks/<int:endpoint_id>/<slug:action>", views_settings.webhook_action, name="webhook-action"),
+    path("settings/members/", views_settings.members, name="members"),
+    path("settings/members/<int:membership_id>/role", views_settings.member_role, name="member-role"),
+    path("settings/members/<int:membership_id>/remove", views_settings.member_remove, name="member-remove"),
+    path("templates/preview/", views_templates.template_live_preview, name="template-live-preview"),
+    path(
+        "templates/preview/<slug:preview_key>",
+        views_templates.template_live_preview_document,
+        name="template-live-preview-document",
+    ),
 ]

@@ -279,7 +279,7 @@ def _settings_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "is_admin": is_admin,
         "members": Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__email"),
         "api_keys": ApiKey.objects.filter(workspace=workspace) if is_admin else [],
-        # Read-only here (managed through the API); the signing secret is never shown.
+        # Listed here, managed on their own pages (ui/views_settings.py); the signing secret is never listed.
         "webhooks": WebhookEndpoint.objects.filter(workspace=workspace).order_by("id"),
         "nav": "settings",
     }

@@ -1,13 +1,23 @@
 """Template editor pages: list, new/edit (through sequences.services), a sandboxed preview, a test send.
 
-The preview shows the SAVED template (the simplest safe choice): the editor's iframe loads a same-origin
-URL whose response carries its own CSP (`sandbox`, no script source at all) and the iframe itself is
-`sandbox` without allow-scripts, so a template's HTML can never run script in the app's origin. Saving
-reloads the page and with it the preview; unsaved edits are not previewed (no signed-token round trip).
+Two previews share one sandbox. The editor's iframe always loads a same-origin URL whose response carries
+its own CSP (`sandbox`, no script source at all), and the iframe itself is `sandbox` without allow-scripts,
+so a template's HTML can never run script in the app's origin:
+- `template_preview` serves the SAVED template;
+- the live preview of UNSAVED edits: htmx posts the form (on input, 500 ms after typing stops) to
+  `template_live_preview`, which renders it through the same service, keeps the HTML in the cache under a
+  key of this user, workspace and editor page, and answers a new iframe whose src is
+  `template_live_preview_document` for that key. Not `srcdoc`: a srcdoc document inherits the app page's
+  CSP, which forbids the inline styles every email uses (each one would be a CSP violation), and it would
+  put the template's markup inside the app's page source. Render errors come back beside their field
+  (htmx out-of-band swaps) and leave the last good preview in place.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import secrets
 from email.utils import formataddr
 from typing import Any
 
@@ -15,6 +25,7 @@ from csp.decorators import csp
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -24,14 +35,18 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
-from accounts.models import Workspace
+from accounts.models import Role, Workspace
 from core.errors import ApplicationError, NotFound
 from sequences import services as sequence_services
 from sequences.models import Template
+from sequences.rendering import CONTENT_FIELDS, RenderedEmail
 from ui.access import request_workspace, workspace_view
 from ui.forms import form_errors_add
 from ui.views_outbox import TEST_SEND_HEADER, test_send_token
 
+logger = logging.getLogger(__name__)
+
+LIVE_PREVIEW_SECONDS = 15 * 60  # an editor left open keeps its last preview this long
 TEST_SEND_RATE = "10/m"  # per user: enough to iterate on a design, too few to use the page as a mailer
 
 # The preview response's own policy: nothing may load but inline styles and images (emails use both);
@@ -104,10 +119,24 @@ def _editor(request: HttpRequest, template: Template | None) -> HttpResponse:
     context = {
         "form": form,
         "template_obj": template,
+        "rendered": _saved_rendering(workspace, template),
+        # One cache slot per editor page: every live preview from this page overwrites the last.
+        "preview_key": secrets.token_urlsafe(16),
+        "live_fields": CONTENT_FIELDS,
         "test_form": TestSendForm(initial={"to": getattr(request.user, "email", "")}),
         "nav": "templates",
     }
     return render(request, "ui/templates/edit.html", context, status=status)
+
+
+def _saved_rendering(workspace: Workspace, template: Template | None) -> RenderedEmail | None:
+    """The saved template's subject and text beside its preview (None: new, or it fails to render)."""
+    if template is None:
+        return None
+    try:
+        return sequence_services.template_preview(workspace=workspace, template=template)
+    except ApplicationError:
+        return None
 
 
 @workspace_view()
@@ -134,6 +163,88 @@ def template_preview(request: HttpRequest, template_id: int) -> HttpResponse:
     except ApplicationError as error:  # a merge tag that fails at render time: say so inside the frame
         return HttpResponse(f"<p>{escape(error.message)}</p>", status=200)
     return HttpResponse(rendered.html)
+
+
+class LivePreviewForm(forms.Form):
+    """The editor's form as the live preview reads it: only the parts that render, none required (a
+    half-typed template previews as far as it goes)."""
+
+    preview_key = forms.SlugField(max_length=64)
+    subject = forms.CharField(required=False, strip=False)
+    preheader = forms.CharField(required=False, strip=False)
+    html = forms.CharField(required=False, strip=False)
+    text = forms.CharField(required=False, strip=False)
+    name = forms.CharField(required=False)
+
+
+def _live_cache_key(request: HttpRequest, preview_key: str) -> str:
+    # The user and workspace are part of the key: a key seen by someone else opens nothing for them.
+    return f"ui:template-live-preview:{request_workspace(request).pk}:{request.user.pk}:{preview_key}"
+
+
+def _draft_render(request: HttpRequest, data: dict[str, Any]) -> tuple[RenderedEmail | None, dict[str, list[str]]]:
+    """The unsaved parts rendered through the service, or None and each part's errors."""
+    draft = Template(workspace=request_workspace(request), name=data["name"], **{
+        part: data[part] for part in CONTENT_FIELDS
+    })  # fmt: skip  # never saved: template_preview only reads it
+    try:
+        return sequence_services.template_preview(workspace=request_workspace(request), template=draft), {}
+    except ApplicationError as error:  # a merge tag that does not compile or fails to render
+        errors: dict[str, list[str]] = {}
+        details = error.details if isinstance(error.details, dict) else {}
+        for field, field_messages in details.items():
+            errors.setdefault(field if field in CONTENT_FIELDS else "html", []).extend(map(str, field_messages))
+        return None, errors or {"html": [error.message]}
+
+
+@workspace_view(write_role=Role.VIEWER)  # changes no data; the API's template preview is a viewer's POST too
+@require_POST
+def template_live_preview(request: HttpRequest) -> HttpResponse:
+    """Render the editor's unsaved parts for the sample subscriber (htmx). Answers a new sandboxed iframe
+    for the preview wrapper, plus out-of-band swaps: each part's render error beside its field, the
+    rendered subject and text. On an error the last good preview stays (HX-Reswap: none)."""
+    form = LivePreviewForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse("Reload the editor to preview.", status=400)
+    data = form.cleaned_data
+    rendered, errors = _draft_render(request, data)
+    context: dict[str, Any] = {"rendered": rendered, "name": data["name"], "preview_key": data["preview_key"]}
+    if rendered is not None:
+        try:
+            cache.set(_live_cache_key(request, data["preview_key"]), rendered.html, LIVE_PREVIEW_SECONDS)
+        except Exception:  # the cache (Redis) is down: say so beside the HTML, not a 500
+            logger.warning("Could not keep a template live preview in the cache", exc_info=True)
+            rendered, errors = None, {"html": ["The live preview is unavailable right now; saving still works."]}
+        else:
+            # A new src for new content: the iframe is replaced and reloads, and the URL names the version.
+            context["version"] = hashlib.sha256(rendered.html.encode()).hexdigest()[:16]
+    context["rendered"] = rendered
+    context["error_slots"] = [(field, errors.get(field, [])) for field in CONTENT_FIELDS]
+    response = render(request, "ui/templates/_live_preview.html", context)
+    if rendered is None:
+        response["HX-Reswap"] = "none"
+    return response
+
+
+@xframe_options_sameorigin
+@csp(PREVIEW_CSP)
+@workspace_view()
+@require_GET
+def template_live_preview_document(request: HttpRequest, preview_key: str) -> HttpResponse:
+    """The last live preview of one editor page, as a standalone document for the iframe (same CSP as the
+    saved preview). Expired, or another user's or workspace's key: 404."""
+    try:
+        html = cache.get(_live_cache_key(request, preview_key))
+    except Exception:  # the cache (Redis) is down: the frame says so instead of a 500
+        logger.warning("Could not read a template live preview from the cache", exc_info=True)
+        response = HttpResponse("<p>The live preview is unavailable right now.</p>", status=503)
+    else:
+        if html is None:
+            response = HttpResponse("<p>This preview has expired; edit the template to show it again.</p>", status=404)
+        else:
+            response = HttpResponse(html)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _test_rate(group: str, request: HttpRequest) -> str:
