@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Role, Workspace
@@ -190,11 +191,13 @@ def endpoint_disabled_notify(*, endpoint: WebhookEndpoint, reason: str) -> int:
     if not recipients:
         return 0
     workspace = Workspace.objects.get(pk=endpoint.workspace_id)
+    settings_url = settings.PUBLIC_BASE_URL + reverse("ui:webhook", args=[endpoint.pk])
     body = (
         f"The webhook endpoint {endpoint.url} of the workspace {workspace.name} was disabled.\n\n"
         f"Reason: {reason}\n\n"
         "Its pending deliveries were marked failed. Once the endpoint answers with a 2xx again, enable it "
-        f"(POST /api/v1/webhooks/{endpoint.pk}/enable or the admin) and retry the deliveries you need.\n"
+        f"and retry the deliveries you need on its settings page, {settings_url}\n"
+        f"(or with POST /api/v1/webhooks/{endpoint.pk}/enable).\n"
     )
     try:
         return send_mail(

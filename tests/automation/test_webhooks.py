@@ -314,6 +314,7 @@ def test_endpoint_disabled_after_consecutive_failures_with_an_email(
     notice = OutboxEmail.objects.get()
     assert sorted(notice.to) == ["admin@acme.test", "owner@acme.test"]
     assert endpoint.url in notice.subject and "3 consecutive failed attempts" in notice.text
+    assert f"/app/settings/webhooks/{endpoint.pk}/" in notice.text  # where to enable it and retry
     assert len(receiver.requests) == 3
 
     # Enabled again: clean state, and new deliveries go out.
