@@ -47,6 +47,9 @@ from ui.views_outbox import TEST_SEND_HEADER, test_send_token
 logger = logging.getLogger(__name__)
 
 LIVE_PREVIEW_SECONDS = 15 * 60  # an editor left open keeps its last preview this long
+# Per user. Typing posts at most twice a second (the editor waits 500 ms after each keystroke); a
+# script posting faster would make the server render and cache without end.
+LIVE_PREVIEW_RATE = "120/m"
 TEST_SEND_RATE = "10/m"  # per user: enough to iterate on a design, too few to use the page as a mailer
 
 # The preview response's own policy: nothing may load but inline styles and images (emails use both);
@@ -197,8 +200,13 @@ def _draft_render(request: HttpRequest, data: dict[str, Any]) -> tuple[RenderedE
         return None, errors or {"html": [error.message]}
 
 
+def _live_preview_rate(group: str, request: HttpRequest) -> str:
+    return LIVE_PREVIEW_RATE
+
+
 @workspace_view(write_role=Role.VIEWER)  # changes no data; the API's template preview is a viewer's POST too
 @require_POST
+@ratelimit(group="ui-template-live-preview", key="user", rate=_live_preview_rate, method="POST", block=False)
 def template_live_preview(request: HttpRequest) -> HttpResponse:
     """Render the editor's unsaved parts for the sample subscriber (htmx). Answers a new sandboxed iframe
     for the preview wrapper, plus out-of-band swaps: each part's render error beside its field, the
@@ -207,7 +215,10 @@ def template_live_preview(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return HttpResponse("Reload the editor to preview.", status=400)
     data = form.cleaned_data
-    rendered, errors = _draft_render(request, data)
+    if getattr(request, "limited", False):
+        rendered, errors = None, {"html": ["Too many previews at once; the preview catches up when you pause."]}
+    else:
+        rendered, errors = _draft_render(request, data)
     context: dict[str, Any] = {"rendered": rendered, "name": data["name"], "preview_key": data["preview_key"]}
     if rendered is not None:
         try:

@@ -149,3 +149,17 @@ def test_a_cache_outage_is_explained_beside_the_html_not_a_500(ui_client, monkey
     assert b"The live preview is unavailable right now" in response.content and b"<iframe" not in response.content
     monkeypatch.setattr(cache, "get", down)
     assert client.get(f"/app/templates/preview/{KEY}").status_code == 503
+
+
+def test_the_live_preview_is_rate_limited_per_user(ui_client, monkeypatch):
+    from ui import views_templates
+
+    monkeypatch.setattr(views_templates, "LIVE_PREVIEW_RATE", "2/m")
+    client = ui_client()
+    assert [client.post(PREVIEW, draft()).has_header("HX-Reswap") for _ in range(2)] == [False, False]
+
+    limited = client.post(PREVIEW, draft())
+
+    assert limited["HX-Reswap"] == "none" and "<iframe" not in limited.content.decode()
+    assert "Too many previews" in limited.content.decode()
+    assert not ui_client().post(PREVIEW, draft()).has_header("HX-Reswap")  # another user is not limited
