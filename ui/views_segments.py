@@ -96,7 +96,7 @@ def _posted(data: QueryDict, *, source: str | None = None) -> tuple[Editor, Any]
     if editor.source == "json":
         try:
             return editor, json.loads(editor.json_text)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # RecursionError: nesting deeper than Python's stack
             editor.json_errors.append(f"Not valid JSON: {error}")
             return editor, None
     tree = rules.editor_tree(editor)
@@ -255,7 +255,7 @@ def segment_editor(request: HttpRequest) -> HttpResponse:
             editor.source = "json"
             editor.note = f"The JSON uses {reason}, which the form editor cannot show: keep editing it as JSON."
     options = _options(request_workspace(request), exclude=_exclude(request))
-    context = {"editor": _prepared(editor, options), "options": options}
+    context = {"editor": _prepared(editor, options), "options": options, "json_open": True}  # the user is in it
     return render(request, "ui/segments/_editor.html", context)
 
 

@@ -12,3 +12,19 @@ document.addEventListener("click", (event) => {
   const next = container && container.querySelector(":scope > .seg-add, :scope > .actions > .seg-add");
   if (next) next.focus();
 });
+
+// What was edited last is what Preview and Save read: typing in the JSON selects "this JSON", changing a
+// row selects "the editor above" (the radio stays visible and can be set by hand).
+function chooseSource(value) {
+  const radio = document.querySelector(`input[name="source"][value="${value}"]`);
+  if (radio) radio.checked = true;
+}
+
+document.addEventListener("input", (event) => {
+  if (event.target.id === "rules-json") chooseSource("json");
+});
+
+document.addEventListener("change", (event) => {
+  const root = event.target.closest && event.target.closest(".seg-root");
+  if (root && root.querySelector(".seg-row")) chooseSource("rows");
+});

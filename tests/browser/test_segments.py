@@ -4,12 +4,15 @@ Any console error or CSP violation fails (conftest.py)."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from accounts.models import Role
-from subscribers.models import Segment, SubscriberStatus
+from subscribers.models import FieldType, Segment, SubscriberStatus
 from tests.browser.conftest import log_in, screenshot
-from tests.factories import MembershipFactory, SubscriberFactory, TagFactory, UserFactory
+from tests.factories import FieldDefinitionFactory, MembershipFactory, SubscriberFactory, TagFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -67,3 +70,53 @@ def test_build_preview_and_save_a_two_condition_segment(page, workspace):
     for path in ["/app/segments/", f"/app/segments/{segment.pk}/"]:
         page.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+
+
+def test_a_group_and_the_json_round_trip(page, workspace):
+    from playwright.sync_api import expect  # here: without Playwright the module must still import
+
+    MembershipFactory(
+        workspace=workspace, user=UserFactory(username=EMAIL, email=EMAIL, password=PASSWORD), role=Role.MARKETER
+    )
+    FieldDefinitionFactory(workspace=workspace, key="plan", label="Plan", type=FieldType.TEXT)
+    SubscriberFactory(workspace=workspace, attributes={"plan": "pro"})
+    SubscriberFactory(workspace=workspace, attributes={"plan": "free"})
+    SubscriberFactory(workspace=workspace, attributes={"plan": "team"}, status=SubscriberStatus.BOUNCED)
+
+    log_in(page, EMAIL, PASSWORD)
+    page.goto("/app/segments/new/")
+    page.get_by_label("Name").fill("Paying")
+    first = page.locator(".seg-row").nth(0)
+    kind = first.get_by_label("Condition", exact=True)
+    kind_id = kind.get_attribute("id")
+    kind.focus()
+    page.keyboard.press("ArrowDown")  # Status -> Custom field, by keyboard: the row is re-rendered
+    first.get_by_label("Field").wait_for()
+    assert page.evaluate("document.activeElement.id") == kind_id  # and the focus stayed on the kind
+    first.get_by_label("Operator").select_option("in")
+    first.get_by_label("Values (comma-separated)").fill("pro, team")
+
+    page.get_by_role("button", name="Add group").click()
+    group = page.locator(".seg-group")
+    group.get_by_label("Matches").select_option("any")
+    group.get_by_label("Status is any of").select_option("active")
+
+    page.get_by_text("Advanced: edit as JSON").click()
+    page.get_by_role("button", name="Show the editor's rules as JSON").click()
+    expect(page.get_by_label("Rules as JSON")).to_have_value(re.compile('"pro"'))
+    tree = json.loads(page.get_by_label("Rules as JSON").input_value())
+    assert tree == {
+        "all": [{"attribute": "plan", "op": "in", "value": ["pro", "team"]}, {"any": [{"status": ["active"]}]}]
+    }
+    tree["all"][1]["any"].append({"status": ["bounced"]})
+    page.get_by_label("Rules as JSON").fill(json.dumps(tree))
+    page.get_by_role("button", name="Load this JSON into the editor").click()
+    page.locator(".seg-group .seg-row").nth(1).wait_for()
+
+    page.get_by_role("button", name="Preview").click()
+    page.locator("#segment-count").wait_for()
+    assert page.locator("#segment-count").inner_text() == "2"
+    screenshot(page, "segment-builder-group")
+    page.get_by_role("button", name="Save segment").click()
+    assert page.get_by_text("Saved segment Paying.").is_visible()
+    assert Segment.objects.get(name="Paying").rules == tree
