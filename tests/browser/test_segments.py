@@ -19,6 +19,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 EMAIL, PASSWORD = "marketer@example.com", "browser-pass-1"
 
 
+def settled(page) -> None:
+    """Wait until htmx has settled what it swapped in: only then are the new inputs' hx- attributes live
+    (a person cannot act within htmx's 20 ms settle delay; a test can)."""
+    page.locator(".htmx-added, .htmx-settling, .htmx-request").first.wait_for(state="detached")
+
+
 def test_build_preview_and_save_a_two_condition_segment(page, workspace):
     MembershipFactory(
         workspace=workspace, user=UserFactory(username=EMAIL, email=EMAIL, password=PASSWORD), role=Role.MARKETER
@@ -37,9 +43,12 @@ def test_build_preview_and_save_a_two_condition_segment(page, workspace):
     rows = page.locator(".seg-row")
     rows.nth(0).get_by_label("Status is any of").select_option("active")
     page.get_by_role("button", name="Add condition", exact=True).click()
+    rows.nth(1).wait_for()
+    settled(page)
     rows.nth(1).get_by_label("Condition", exact=True).select_option("tag")
     tags = rows.nth(1).get_by_label("Has any of the tags")
     tags.wait_for()
+    settled(page)
 
     # No tag chosen yet: the service's error appears beside the second row, nowhere else.
     page.get_by_role("button", name="Preview").click()
@@ -92,12 +101,16 @@ def test_a_group_and_the_json_round_trip(page, workspace):
     kind.focus()
     page.keyboard.press("ArrowDown")  # Status -> Custom field, by keyboard: the row is re-rendered
     first.get_by_label("Field").wait_for()
+    settled(page)
     assert page.evaluate("document.activeElement.id") == kind_id  # and the focus stayed on the kind
     first.get_by_label("Operator").select_option("in")
     first.get_by_label("Values (comma-separated)").fill("pro, team")
+    settled(page)
 
     page.get_by_role("button", name="Add group").click()
     group = page.locator(".seg-group")
+    group.wait_for()
+    settled(page)
     group.get_by_label("Matches").select_option("any")
     group.get_by_label("Status is any of").select_option("active")
 
@@ -112,6 +125,7 @@ def test_a_group_and_the_json_round_trip(page, workspace):
     page.get_by_label("Rules as JSON").fill(json.dumps(tree))
     page.get_by_role("button", name="Load this JSON into the editor").click()
     page.locator(".seg-group .seg-row").nth(1).wait_for()
+    settled(page)
 
     page.get_by_role("button", name="Preview").click()
     page.locator("#segment-count").wait_for()
