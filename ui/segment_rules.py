@@ -54,6 +54,9 @@ class Row:
     ops: list[tuple[str, str]] = field(default_factory=list)
     widget: str = ""
     value_type: str = ""
+    # Chosen values the workspace no longer has (a deleted field, list, tag, sequence or segment): still
+    # offered, selected, so a save never silently swaps them for the first option; the service refuses them.
+    unknown: dict[str, Any] = field(default_factory=dict)
 
     def get(self, name: str) -> str:
         return self.values.get(name, "")

@@ -82,10 +82,25 @@ def _segment(workspace: Workspace, segment_id: int) -> Segment:
 
 
 def _prepared(editor: Editor, options: BuilderOptions) -> Editor:
-    types = options.field_types
     for row in editor.rows():
-        rules.row_widgets(row, types)
+        _row_prepared(row, options)
     return editor
+
+
+def _row_prepared(row: Row, options: BuilderOptions) -> Row:
+    rules.row_widgets(row, options.field_types)
+    known = {
+        "field": set(options.field_types) if row.kind == "attribute" else None,
+        "sequence": {str(s.pk) for s in options.sequences} if row.kind == "engagement" else None,
+        "segment": {str(s.pk) for s in options.segments} if row.kind == "segment" else None,
+    }
+    for name, values in known.items():
+        if values is not None and row.get(name) and row.get(name) not in values:
+            row.unknown[name] = row.get(name)
+    for name, objects in (("lists", options.lists), ("tags", options.tags)):
+        ids = {str(o.pk) for o in objects}
+        row.unknown[name] = [i for i in row.choices.get(name, []) if i not in ids]
+    return row
 
 
 def _posted(data: QueryDict, *, source: str | None = None) -> tuple[Editor, Any]:
@@ -278,8 +293,7 @@ def segment_row(request: HttpRequest) -> HttpResponse:
     else:
         raise Http404("No such group.")
     options = _options(request_workspace(request), exclude=_exclude(request))
-    rules.row_widgets(row, options.field_types)
-    return render(request, "ui/segments/_row.html", {"row": row, "options": options})
+    return render(request, "ui/segments/_row.html", {"row": _row_prepared(row, options), "options": options})
 
 
 @workspace_view()
@@ -289,5 +303,5 @@ def segment_group(request: HttpRequest) -> HttpResponse:
     group = Group(id=rules.new_id())
     group.rows.append(Row(id=rules.new_id(), group=group.id))
     options = _options(request_workspace(request), exclude=_exclude(request))
-    rules.row_widgets(group.rows[0], options.field_types)
+    _row_prepared(group.rows[0], options)
     return render(request, "ui/segments/_group.html", {"group": group, "options": options})

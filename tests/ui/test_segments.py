@@ -287,3 +287,73 @@ def test_a_hostile_form_is_a_400_not_a_500(ui_client, workspace):
     assert response.status_code == 400 and not Segment.objects.exists()
     assert [r.id for r in response.context["editor"].rows()] == ["a1", "b2"]
     assert response.context["editor"].rows()[0].errors
+
+
+def test_a_deleted_tag_or_field_stays_chosen_and_is_refused_at_its_row(ui_client, workspace):
+    kept, gone = TagFactory(workspace=workspace, name="kept"), TagFactory(workspace=workspace, name="gone")
+    FieldDefinitionFactory(workspace=workspace, key="other", type=FieldType.TEXT)
+    plan = FieldDefinitionFactory(workspace=workspace, key="plan", type=FieldType.TEXT)
+    rules = {"all": [{"tag": [kept.pk, gone.pk]}, {"attribute": "plan", "op": "eq", "value": "pro"}]}
+    segment = Segment.objects.create(workspace=workspace, name="Stale", rules=rules)
+    gone_pk = gone.pk
+    gone.delete()
+    plan.delete()
+    client = ui_client()
+    page = client.get(f"/app/segments/{segment.pk}/").content.decode()
+    assert f'<option value="{gone_pk}" selected>tag #{gone_pk} (deleted)</option>' in page
+    assert '<option value="plan" selected>plan (not defined)</option>' in page
+    # Posting the page back as shown: nothing is silently swapped, the service names the rows.
+    data = form(name="Stale", item=["r:a1", "r:b2"], **{
+        "ra1-kind": "tag", "ra1-tags": [str(kept.pk), str(gone_pk)],
+        "rb2-kind": "attribute", "rb2-field": "plan", "rb2-op": "eq", "rb2-value": "pro",
+    })  # fmt: skip
+    response = client.post(f"/app/segments/{segment.pk}/", data)
+    assert response.status_code == 400
+    assert response.context["editor"].rows()[0].errors == ["tag[1]: Not found in this workspace."]
+    segment.refresh_from_db()
+    assert segment.rules == rules
+
+
+def test_preview_of_the_json_shows_its_errors_with_their_path(ui_client, workspace):
+    data = form(item=[], source="json", rules_json=json.dumps({"any": [{"status": "active"}, {"tag": 0}]}))
+    response = ui_client().post("/app/segments/preview", data)
+    assert response.status_code == 200 and response.context["count"] is None
+    assert response.context["editor"].json_errors == [
+        "rules.any[1].tag: Must be an integer between 1 and 4611686018427387904."
+    ]
+    response = ui_client().post("/app/segments/preview", {**data, "rules_json": '{"status": "active"}'})
+    assert response.context["count"] == 0 and response.context["editor"].json_errors == []
+
+
+@pytest.mark.parametrize(
+    "tree",
+    [
+        {
+            "all": [
+                {"attribute": "n", "op": "between", "value": ["1", "5"]},
+                {"attribute": "d", "op": "exists", "value": False},
+            ]
+        },
+        {"any": [{"not": {"event": "order", "did": False, "properties": {"sku": "A", "n": 2, "code": "7"}}}]},
+        {"all": [{"confirmed_at": {"op": "between", "value": ["2026-01-01", "2026-02-01"]}}, {"segment": 3}]},
+        {"any": [{"engagement": "clicked", "sequence_id": 9}, {"any": [{"status": ["active", "bounced"]}]}]},
+    ],
+)
+def test_rows_round_trip_the_trees_they_can_show(tree):
+    assert segment_rules.editor_tree(segment_rules.editor_from_tree(tree)) == tree
+
+
+@pytest.mark.parametrize(
+    "tree",
+    [
+        {"all": [{"all": [{"any": [{"status": "active"}]}]}]},  # two levels of groups
+        {"not": {"all": [{"status": "active"}]}},  # not over a group
+        {"event": "order", "between": ["2026-01-01", "2026-02-01"]},
+        {"engagement": "opened", "campaign_id": 4},
+        {"attribute": "plan", "op": "in", "value": ["a,b"]},
+        ["not", "an", "object"],
+    ],
+)
+def test_trees_beyond_the_rows_are_unrepresentable(tree):
+    with pytest.raises(segment_rules.Unrepresentable):
+        segment_rules.editor_from_tree(tree)
