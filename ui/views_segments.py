@@ -24,6 +24,7 @@ from sequences.models import Sequence
 from subscribers import segments as segment_services
 from subscribers.models import FieldDefinition, MailingList, MembershipStatus, Segment, SubscriberStatus, Tag
 from ui import segment_rules as rules
+from ui import segment_tree
 from ui.access import may, request_workspace, workspace_view
 from ui.segment_rules import Editor, Group, Row
 
@@ -142,8 +143,8 @@ def _saved_editor(segment: Segment | None) -> Editor:
     if segment is None:
         return Editor(items=[Row(id=rules.new_id())], json_text=rules.tree_json({"all": []}))
     try:
-        return rules.editor_from_tree(segment.rules)
-    except rules.Unrepresentable as reason:
+        return segment_tree.editor_from_tree(segment.rules)
+    except segment_tree.Unrepresentable as reason:
         note = f"These rules use {reason}, which the form editor cannot show: edit them as JSON below."
         return Editor(source="json", json_text=rules.tree_json(segment.rules), note=note)
 
@@ -265,8 +266,8 @@ def segment_editor(request: HttpRequest) -> HttpResponse:
     editor, tree = _posted(request.POST, source="json" if load_json else "rows")
     if load_json and tree is not None:
         try:
-            editor = rules.editor_from_tree(tree)
-        except rules.Unrepresentable as reason:
+            editor = segment_tree.editor_from_tree(tree)
+        except segment_tree.Unrepresentable as reason:
             editor.source = "json"
             editor.note = f"The JSON uses {reason}, which the form editor cannot show: keep editing it as JSON."
     options = _options(request_workspace(request), exclude=_exclude(request))

@@ -17,7 +17,7 @@ from tests.factories import (
     TagFactory,
     UserFactory,
 )
-from ui import segment_rules
+from ui import segment_rules, segment_tree
 
 pytestmark = pytest.mark.django_db
 
@@ -340,7 +340,7 @@ def test_preview_of_the_json_shows_its_errors_with_their_path(ui_client, workspa
     ],
 )
 def test_rows_round_trip_the_trees_they_can_show(tree):
-    assert segment_rules.editor_tree(segment_rules.editor_from_tree(tree)) == tree
+    assert segment_rules.editor_tree(segment_tree.editor_from_tree(tree)) == tree
 
 
 @pytest.mark.parametrize(
@@ -355,5 +355,5 @@ def test_rows_round_trip_the_trees_they_can_show(tree):
     ],
 )
 def test_trees_beyond_the_rows_are_unrepresentable(tree):
-    with pytest.raises(segment_rules.Unrepresentable):
-        segment_rules.editor_from_tree(tree)
+    with pytest.raises(segment_tree.Unrepresentable):
+        segment_tree.editor_from_tree(tree)
