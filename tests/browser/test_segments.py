@@ -76,9 +76,10 @@ def test_build_preview_and_save_a_two_condition_segment(page, workspace):
     screenshot(page, "segments")
 
     page.set_viewport_size({"width": 375, "height": 800})
-    for path in ["/app/segments/", f"/app/segments/{segment.pk}/"]:
+    for path, name in [("/app/segments/", "segments-375"), (f"/app/segments/{segment.pk}/", "segment-builder-375")]:
         page.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+        screenshot(page, name)
 
 
 def test_a_group_and_the_json_round_trip(page, workspace):
