@@ -357,3 +357,16 @@ def test_rows_round_trip_the_trees_they_can_show(tree):
 def test_trees_beyond_the_rows_are_unrepresentable(tree):
     with pytest.raises(segment_tree.Unrepresentable):
         segment_tree.editor_from_tree(tree)
+
+
+def test_the_subscribers_list_filtered_by_a_segment_made_invalid_says_why_instead_of_a_500(ui_client, workspace):
+    tag = TagFactory(workspace=workspace)
+    SubscriberFactory(workspace=workspace, email="someone@example.org")
+    segment = Segment.objects.create(workspace=workspace, name="Stale", rules={"not": {"tag": tag.pk}})
+    tag.delete()
+    client = ui_client(Role.VIEWER)
+    page = client.get(f"/app/subscribers/?segment={segment.pk}")
+    assert page.status_code == 200 and b"Not found in this workspace" in page.content
+    assert b"someone@example.org" not in page.content
+    export = client.get(f"/app/subscribers/export.csv?segment={segment.pk}")
+    assert export.status_code == 200 and b"someone@example.org" not in b"".join(export.streaming_content)
