@@ -194,6 +194,8 @@ def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
                 segment_services.segment_validate(workspace=workspace, tree=tree, segment=segment)
             except ValidationFailed as error:
                 _rule_errors(editor, error)
+        if segment is not None:  # segment_update may have set the refused name on the instance
+            segment.refresh_from_db(fields=["name", "description", "rules"])
         status = 400
     else:
         initial = {"name": segment.name, "description": segment.description} if segment else {}

@@ -303,15 +303,16 @@ def test_a_deleted_tag_or_field_stays_chosen_and_is_refused_at_its_row(ui_client
     assert f'<option value="{gone_pk}" selected>tag #{gone_pk} (deleted)</option>' in page
     assert '<option value="plan" selected>plan (not defined)</option>' in page
     # Posting the page back as shown: nothing is silently swapped, the service names the rows.
-    data = form(name="Stale", item=["r:a1", "r:b2"], **{
+    data = form(name="Renamed", item=["r:a1", "r:b2"], **{
         "ra1-kind": "tag", "ra1-tags": [str(kept.pk), str(gone_pk)],
         "rb2-kind": "attribute", "rb2-field": "plan", "rb2-op": "eq", "rb2-value": "pro",
     })  # fmt: skip
     response = client.post(f"/app/segments/{segment.pk}/", data)
     assert response.status_code == 400
     assert response.context["editor"].rows()[0].errors == ["tag[1]: Not found in this workspace."]
+    assert b"<h1>Stale</h1>" in response.content
     segment.refresh_from_db()
-    assert segment.rules == rules
+    assert (segment.name, segment.rules) == ("Stale", rules)
 
 
 def test_preview_of_the_json_shows_its_errors_with_their_path(ui_client, workspace):
