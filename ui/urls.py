@@ -10,6 +10,7 @@ from ui import (
     views_enroll,
     views_outbox,
     views_profile,
+    views_segments,
     views_settings,
     views_templates,
 )
@@ -108,4 +109,13 @@ urlpatterns = [
         views_templates.template_live_preview_document,
         name="template-live-preview-document",
     ),
+    # Segment builder (ui/views_segments.py)
+    path("segments/", views_segments.segment_list, name="segments"),
+    path("segments/new/", views_segments.segment_new, name="segment-new"),
+    path("segments/<int:segment_id>/", views_segments.segment_edit, name="segment-edit"),
+    path("segments/<int:segment_id>/delete", views_segments.segment_remove, name="segment-delete"),
+    path("segments/preview", views_segments.segment_preview, name="segment-preview"),
+    path("segments/editor", views_segments.segment_editor, name="segment-editor"),
+    path("segments/row", views_segments.segment_row, name="segment-row"),
+    path("segments/group", views_segments.segment_group, name="segment-group"),
 ]

@@ -128,7 +128,11 @@ def _filtered_subscribers(request: HttpRequest) -> tuple[SubscriberFilterForm, A
             workspace=workspace, filters={k: v for k, v in filters.items() if v}
         )
         if data["segment"]:
-            queryset = queryset.filter(segment_q(workspace=workspace, tree=data["segment"].rules))
+            try:
+                queryset = queryset.filter(segment_q(workspace=workspace, tree=data["segment"].rules))
+            except ValidationFailed as error:  # saved, then made invalid (a tag it names was deleted)
+                form.add_error("segment", error.message)
+                queryset = queryset.none()
     elif form.is_bound:
         queryset = queryset.none()
     return form, queryset
