@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from accounts.models import ApiKey, Role
 from accounts.services import api_key_authenticate
@@ -59,26 +60,30 @@ def test_log_in_and_visit_every_main_page(page, owner, workspace):
     page.get_by_label("Search email or name").fill("grace")
     page.get_by_role("button", name="Filter").click()
     rows = page.locator("tbody tr")
-    assert rows.count() == 1 and "grace@example.org" in rows.first.inner_text()
+    # expect() waits for the page a click loads; a plain assert could read the page before it.
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("grace@example.org")
     page.get_by_role("link", name="Clear").click()
     screenshot(page, "subscribers")
 
     page.get_by_role("link", name="ada@example.org").click()
-    assert page.get_by_role("heading", name="ada@example.org").is_visible()
-    assert page.get_by_text("Weekly news").is_visible() and page.get_by_text("vip").is_visible()
+    expect(page.get_by_role("heading", name="ada@example.org")).to_be_visible()
+    expect(page.get_by_text("Weekly news")).to_be_visible()
+    expect(page.get_by_text("vip")).to_be_visible()
     screenshot(page, "subscriber-profile")
 
     page.get_by_role("link", name="Sequences").click()
+    expect(page.get_by_role("heading", name="Sequences", exact=True)).to_be_visible()
     numbers = page.locator("tbody tr", has_text="Hello").inner_text()
     assert re.search(r"Hello\s+1 days?\s+1\s+0\s+0\s+0\s+0", numbers), numbers
     page.get_by_role("button", name="Activate").click()
-    assert page.get_by_text("Welcome series is active.").is_visible()
+    expect(page.get_by_text("Welcome series is active.")).to_be_visible()
     sequence.refresh_from_db()
     assert sequence.status == SequenceStatus.ACTIVE
     screenshot(page, "sequences")
 
     page.get_by_role("link", name="Settings").click()
-    assert page.get_by_role("heading", name="Members").is_visible()
+    expect(page.get_by_role("heading", name="Members")).to_be_visible()
     screenshot(page, "settings")
 
     # A narrow phone screen: the pages reflow instead of scrolling sideways.
