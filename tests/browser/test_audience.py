@@ -17,6 +17,8 @@ EMAIL, PASSWORD = "marketer@example.com", "browser-pass-1"
 
 
 def test_create_list_and_tag_add_a_subscriber_and_edit_a_field(page, workspace):
+    from playwright.sync_api import expect  # here: without Playwright the page fixture skips first
+
     MembershipFactory(
         workspace=workspace, user=UserFactory(username=EMAIL, email=EMAIL, password=PASSWORD), role=Role.MARKETER
     )
@@ -29,13 +31,13 @@ def test_create_list_and_tag_add_a_subscriber_and_edit_a_field(page, workspace):
     page.get_by_role("link", name="Lists", exact=True).click()
     page.get_by_label("Name").fill("Weekly news")
     page.get_by_role("button", name="Create list").click()
-    assert page.get_by_text("Created the list Weekly news.").is_visible()
+    expect(page.get_by_text("Created the list Weekly news.")).to_be_visible()
     screenshot(page, "audience-lists")
 
     page.get_by_role("navigation", name="Audience").get_by_role("link", name="Tags").click()
     page.get_by_label("Tag name").fill("vip")
     page.get_by_role("button", name="Create tag").click()
-    assert page.get_by_text("Created the tag vip.").is_visible()
+    expect(page.get_by_text("Created the tag vip.")).to_be_visible()
 
     page.get_by_role("navigation", name="Audience").get_by_role("link", name="Subscribers").click()
     page.get_by_role("link", name="Add subscriber").click()
@@ -46,16 +48,16 @@ def test_create_list_and_tag_add_a_subscriber_and_edit_a_field(page, workspace):
     page.get_by_label("Tags").fill("vip")
     screenshot(page, "subscriber-new")
     page.get_by_role("button", name="Add subscriber").click()
-    assert page.get_by_text("Added grace@example.org.").is_visible()
-    assert page.locator("#profile-lists").get_by_text("Weekly news").is_visible()
-    assert page.locator("#profile-tags").get_by_text("vip").is_visible()
+    expect(page.get_by_text("Added grace@example.org.")).to_be_visible()
+    expect(page.locator("#profile-lists").get_by_text("Weekly news")).to_be_visible()
+    expect(page.locator("#profile-tags").get_by_text("vip")).to_be_visible()
 
     page.get_by_role("link", name="Edit profile").click()
     page.get_by_label("Plan").select_option("pro")
     page.get_by_role("button", name="Save profile").click()
-    assert page.get_by_text("Profile saved.").is_visible()
+    expect(page.get_by_text("Profile saved.")).to_be_visible()
     assert page.locator("#profile-fields dd").inner_text() == "pro"
-    assert page.locator(".timeline li", has_text="plan: free → pro").is_visible()
+    expect(page.locator(".timeline li", has_text="plan: free → pro")).to_be_visible()
     screenshot(page, "subscriber-profile-edit")
 
     grace = Subscriber.objects.get(workspace=workspace, email="grace@example.org")

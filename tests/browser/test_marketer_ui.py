@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect
 
 from accounts.models import ApiKey, Role
 from accounts.services import api_key_authenticate
@@ -42,6 +41,8 @@ def no_horizontal_scroll(page) -> bool:
 
 
 def test_log_in_and_visit_every_main_page(page, owner, workspace):
+    from playwright.sync_api import expect  # here: without Playwright the page fixture skips first
+
     ada = SubscriberFactory(workspace=workspace, email="ada@example.org", attributes={})
     ada.tags.add(TagFactory(workspace=workspace, name="vip"))
     ada.list_memberships.create(mailing_list=MailingListFactory(workspace=workspace, name="Weekly news"))
@@ -101,6 +102,7 @@ def test_log_in_and_visit_every_main_page(page, owner, workspace):
 
 def test_import_a_csv_and_watch_progress_and_the_bad_row_report(page, owner, workspace):
     from celery.contrib.testing.worker import start_worker
+    from playwright.sync_api import expect  # here: without Playwright the page fixture skips first
 
     from config.celery_app import app
 
@@ -121,7 +123,7 @@ def test_import_a_csv_and_watch_progress_and_the_bad_row_report(page, owner, wor
     report = page.locator("table.bad-rows")
     assert report.locator("tbody tr").count() == 1
     assert "not-an-email" in report.inner_text()
-    assert page.get_by_role("link", name="Download the bad-row report (CSV)").is_visible()
+    expect(page.get_by_role("link", name="Download the bad-row report (CSV)")).to_be_visible()
     screenshot(page, "import-finished")
     job = ImportJob.objects.get()
     assert (job.status, job.created_count, job.error_count) == (ImportStatus.COMPLETED, 2, 1)

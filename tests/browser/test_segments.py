@@ -26,6 +26,8 @@ def settled(page) -> None:
 
 
 def test_build_preview_and_save_a_two_condition_segment(page, workspace):
+    from playwright.sync_api import expect  # here: without Playwright the page fixture skips first
+
     MembershipFactory(
         workspace=workspace, user=UserFactory(username=EMAIL, email=EMAIL, password=PASSWORD), role=Role.MARKETER
     )
@@ -61,12 +63,12 @@ def test_build_preview_and_save_a_two_condition_segment(page, workspace):
     page.locator("#segment-count").wait_for()
     assert page.locator("#segment-count").inner_text() == "3"
     assert rows.nth(1).locator(".seg-error").inner_text() == ""
-    assert page.get_by_role("link", name="vip0@example.org").is_visible()
+    expect(page.get_by_role("link", name="vip0@example.org")).to_be_visible()
     assert not page.get_by_text("plain@example.org").count()
     screenshot(page, "segment-builder")
 
     page.get_by_role("button", name="Save segment").click()
-    assert page.get_by_text("Saved segment Active VIPs.").is_visible()
+    expect(page.get_by_text("Saved segment Active VIPs.")).to_be_visible()
     segment = Segment.objects.get(workspace=workspace, name="Active VIPs")
     assert segment.rules == {"all": [{"status": ["active"]}, {"tag": [vip.pk]}]}
 
@@ -133,5 +135,5 @@ def test_a_group_and_the_json_round_trip(page, workspace):
     assert page.locator("#segment-count").inner_text() == "2"
     screenshot(page, "segment-builder-group")
     page.get_by_role("button", name="Save segment").click()
-    assert page.get_by_text("Saved segment Paying.").is_visible()
+    expect(page.get_by_text("Saved segment Paying.")).to_be_visible()
     assert Segment.objects.get(name="Paying").rules == tree

@@ -31,12 +31,12 @@ def test_create_preview_switch_width_and_send_a_test(page, workspace, settings):
     page.get_by_label("Subject").fill("Hi {{ subscriber.first_name }}")
     page.get_by_label("HTML").fill("<p>Bad {% if %}</p>")
     page.get_by_role("button", name="Save").click()
-    assert page.locator(".has-error", has_text="line 1").is_visible()
+    expect(page.locator(".has-error", has_text="line 1")).to_be_visible()
     # The refused form answers 400 like the other UI forms; Chromium logs that status as a console error.
     page.problems[:] = [p for p in page.problems if "status of 400 (Bad Request)" not in p]
     page.get_by_label("HTML").fill('<p style="color: #333">Hello {{ subscriber.first_name }}</p>')
     page.get_by_role("button", name="Save").click()
-    assert page.get_by_text("Saved Welcome.").is_visible()
+    expect(page.get_by_text("Saved Welcome.")).to_be_visible()
     assert Template.objects.filter(workspace=workspace, name="Welcome").exists()
 
     frame = page.frame_locator("iframe[title='Preview of Welcome']")
