@@ -17,7 +17,7 @@ from automation.models import OPEN_RUN_STATUSES, RunStatus, WorkflowRun
 from core.errors import ApplicationError, NotFound
 from ui.access import request_workspace, workspace_view
 from ui.views_workflows import workflow_get
-from ui.workflow_display import run_current_step
+from ui.workflow_display import run_current_step, step_path_words
 
 RUNS_PAGE_SIZE = 25
 RUN_ACTIONS = {
@@ -68,7 +68,10 @@ def workflow_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     context = {
         "run": run,
         "workflow": run.workflow,
-        "steps": automation_selectors.workflow_run_steps(run=run),
+        "steps": [
+            {"step": step, "where": step_path_words(step.path)}
+            for step in automation_selectors.workflow_run_steps(run=run)
+        ],
         "current": run_current_step(run),
         "run_open": run.status in OPEN_RUN_STATUSES,
         "nav": "workflows",

@@ -57,6 +57,11 @@ def position_words(position: list[Any]) -> str:
     return " › ".join(str(part + 1) if isinstance(part, int) else str(part) for part in position)
 
 
+def step_path_words(path: str) -> str:
+    """A step's stored path ("2.then.0") in the words of position_words ("3 › then › 1")."""
+    return position_words([int(part) if part.isdigit() else part for part in path.split(".") if part])
+
+
 def run_current_step(run: WorkflowRun) -> str:
     """Where an open run stands (its next action and any wait); a finished run's is empty."""
     if run.finished_at is not None or run.status not in ("active", "paused"):

@@ -362,7 +362,10 @@ def test_run_detail_shows_its_steps_and_pause_resume_cancel(ui_client, workspace
     page = client.get(f"/app/workflows/runs/{run.pk}/")
     html = page.content.decode()
     assert page.status_code == 200 and "tagged &#x27;seen&#x27;" in html and "ada@example.org" in html
-    assert [step.action_type for step in page.context["steps"]] == ["add_tag", "wait"]
+    assert [(row["step"].action_type, row["where"]) for row in page.context["steps"]] == [
+        ("add_tag", "1"),
+        ("wait", "2"),
+    ]
     client.post(f"/app/workflows/runs/{run.pk}/pause")
     run.refresh_from_db()
     assert run.status == RunStatus.PAUSED
@@ -421,3 +424,20 @@ def test_a_webhook_workflow_shows_its_hook_url(ui_client, workspace):
     workflow = services.workflow_create(workspace=workspace, name="Hook", trigger_type="webhook")
     page = ui_client().get(f"/app/workflows/{workflow.pk}/")
     assert f"/hooks/{workflow.hook_token}".encode() in page.content
+
+
+def test_paths_and_current_steps_read_as_people_count():
+    from ui.workflow_display import action_at, step_path_words
+
+    actions = [{"type": "add_tag", "tag": "a"}, {"type": "branch", "rules": {}, "then": [{"type": "goal"}], "else": []}]
+    assert step_path_words("1.then.0") == "2 › then › 1"
+    assert action_at(actions, [1, "then", 0]) == {"type": "goal"}
+    assert action_at(actions, [1, "else", 0]) is None and action_at(actions, [7]) is None
+
+
+def test_a_run_waiting_for_an_event_says_so_in_the_log(ui_client, workspace):
+    wait_for = {"type": "wait_for_event", "event": "paid", "timeout": {"value": 2, "unit": "days"}}
+    workflow = workflow_make(workspace, name="Paid", actions=[wait_for], trigger_type="api", trigger_config={})
+    started_run(workflow, SubscriberFactory(workspace=workspace))
+    page = ui_client(Role.VIEWER).get(f"/app/workflows/{workflow.pk}/runs/")
+    assert [row["current"] for row in page.context["rows"]] == ["waiting up to 2 days for 'paid'"]
