@@ -5,6 +5,7 @@ that `automation.services` validates; the service names a bad part by its path (
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -39,6 +40,25 @@ EXAMPLE_RULES = '{"all": [{"status": "active"}, {"attribute": "plan", "op": "eq"
 JSON_WIDGET = {"rows": 4, "spellcheck": "false", "class": "code"}
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):  # 1e999: PostgreSQL's jsonb has no Infinity, so refuse it here, not with a 500
+        raise ValueError(f"{text} is too large a number")
+    return number
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_parse(text: str) -> Any:
+    """json.loads that raises ValueError for anything PostgreSQL's jsonb cannot store or Python cannot nest."""
+    try:
+        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 class JsonField(forms.CharField):
     """A textarea holding JSON; cleans to the parsed value (`empty` when left blank)."""
 
@@ -53,7 +73,7 @@ class JsonField(forms.CharField):
         if not text:
             return self.empty() if callable(self.empty) else self.empty
         try:
-            return json.loads(text)
+            return json_parse(text)
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
 
@@ -361,7 +381,7 @@ class ActionForm(forms.Form):
         if not self.cleaned_data["value_literal"]:
             return text
         try:
-            return json.loads(text)
+            return json_parse(text)
         except ValueError:
             return text  # not a literal after all: the service stores (and the field types) the text
 

@@ -441,3 +441,25 @@ def test_a_run_waiting_for_an_event_says_so_in_the_log(ui_client, workspace):
     started_run(workflow, SubscriberFactory(workspace=workspace))
     page = ui_client(Role.VIEWER).get(f"/app/workflows/{workflow.pk}/runs/")
     assert [row["current"] for row in page.context["rows"]] == ["waiting up to 2 days for 'paid'"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"a0-type": "branch", "a0-rules": "[" * 5000 + "]" * 5000},  # Python's parser would recurse out
+        {"a0-type": "branch", "a0-rules": '{"status": "active"}', "a0-then": '[{"type": "goal", "name": NaN}]'},
+        {"a0-type": "update_field", "a0-field": "first_name", "a0-value": "1e999", "a0-value_literal": "on"},
+        {"entry_rules": '{"all": [{"attribute": "x", "op": "gt", "value": 1e999}]}'},
+        {"action_count": "99999"},
+        {"action_count": "-3", "op": "up-0"},
+        {"op": "remove-99"},
+        {"trigger_type": "date", "date_field": "x", "offset_days": "99999999999999999999"},
+        {"trigger_type": "cron", "cron": "* * * * * * *", "cron_timezone": "Mars/Base"},
+        {"a0-type": "add_tag", "a0-tag": "a\x00b"},
+    ],
+)
+def test_odd_input_never_answers_500(ui_client, workspace, change):
+    response = ui_client().post("/app/workflows/new/", {**with_actions({"type": "add_tag", "tag": "ok"}), **change})
+    assert response.status_code in (200, 302, 400)
+    if response.status_code == 302:  # saved: then what was stored is what PostgreSQL could take
+        assert Workflow.objects.get(workspace=workspace).actions
