@@ -59,6 +59,14 @@ def json_parse(text: str) -> Any:
         raise ValueError("nested too deeply") from None
 
 
+def _literal(text: str) -> Any:
+    """A JSON literal typed in a text input; text that is none stays text."""
+    try:
+        return json_parse(text)
+    except ValueError:
+        return text
+
+
 class JsonField(forms.CharField):
     """A textarea holding JSON; cleans to the parsed value (`empty` when left blank)."""
 
@@ -97,6 +105,7 @@ TRIGGER_FIELD_KINDS: dict[str, tuple[str, ...]] = {
     "changed_field": (TriggerType.FIELD_CHANGED,),
     "changed_from": (TriggerType.FIELD_CHANGED,),
     "changed_to": (TriggerType.FIELD_CHANGED,),
+    "changed_literal": (TriggerType.FIELD_CHANGED,),
     "date_field": (TriggerType.DATE,),
     "offset_days": (TriggerType.DATE,),
     "anniversary": (TriggerType.DATE,),
@@ -130,6 +139,8 @@ class WorkflowForm(forms.Form):
     changed_field = forms.CharField(required=False, max_length=64, label="Field", help_text="A field key, e.g. plan")
     changed_from = forms.CharField(required=False, label="From value (optional)")
     changed_to = forms.CharField(required=False, label="To value (optional)")
+    # The matcher compares values exactly (5 is not "5"): say when they are JSON literals.
+    changed_literal = forms.BooleanField(required=False, label='Values are JSON (a number, true/false, null, "text")')
     date_field = forms.ChoiceField(choices=[], required=False, label="Date field")
     offset_days = forms.IntegerField(
         required=False, initial=0, label="Days after the date", help_text="Negative: days before (e.g. -3)."
@@ -183,7 +194,10 @@ class WorkflowForm(forms.Form):
             return {"tag": data["trigger_tag"]}
         if kind == TriggerType.FIELD_CHANGED:
             config: dict[str, Any] = {"field": data["changed_field"]}
-            config.update({key: data[f"changed_{key}"] for key in ("from", "to") if data[f"changed_{key}"] != ""})
+            for key in ("from", "to"):
+                text = data[f"changed_{key}"]
+                if text != "":
+                    config[key] = _literal(text) if data["changed_literal"] else text
             return config
         if kind == TriggerType.DATE:
             return {
@@ -221,8 +235,11 @@ class WorkflowForm(forms.Form):
         elif kind in (TriggerType.TAG_ADDED, TriggerType.TAG_REMOVED):
             initial["trigger_tag"] = config.get("tag", "")
         elif kind == TriggerType.FIELD_CHANGED:
-            initial.update(changed_field=config.get("field", ""), changed_from=config.get("from", ""),
-                           changed_to=config.get("to", ""))  # fmt: skip
+            values = {key: config[key] for key in ("from", "to") if key in config}
+            literal = any(not isinstance(value, str) for value in values.values())
+            initial.update(changed_field=config.get("field", ""), changed_literal=literal)
+            for key, value in values.items():
+                initial[f"changed_{key}"] = json.dumps(value) if literal else value
         elif kind == TriggerType.DATE:
             initial.update(date_field=config.get("field", ""), offset_days=config.get("offset_days", 0),
                            anniversary=config.get("anniversary", False), at_hour=config.get("at_hour", 9))  # fmt: skip
@@ -378,12 +395,8 @@ class ActionForm(forms.Form):
 
     def _value(self) -> Any:
         text = self.cleaned_data["value"]
-        if not self.cleaned_data["value_literal"]:
-            return text
-        try:
-            return json_parse(text)
-        except ValueError:
-            return text  # not a literal after all: the service stores (and the field types) the text
+        # Not a literal after all: the service stores the text (and the field's type coerces it).
+        return _literal(text) if self.cleaned_data["value_literal"] else text
 
     @staticmethod
     def row_of(node: Any) -> dict[str, Any]:

@@ -463,3 +463,18 @@ def test_odd_input_never_answers_500(ui_client, workspace, change):
     assert response.status_code in (200, 302, 400)
     if response.status_code == 302:  # saved: then what was stored is what PostgreSQL could take
         assert Workflow.objects.get(workspace=workspace).actions
+
+
+def test_field_changed_values_keep_their_json_type(ui_client, workspace):
+    client = ui_client()
+    data = with_actions(WAIT_ROW, trigger_type="field_changed", changed_field="score", changed_to="5")
+    assert client.post("/app/workflows/new/", {**data, "changed_literal": "on"}).status_code == 302
+    workflow = Workflow.objects.get(workspace=workspace)
+    assert workflow.trigger_config == {"field": "score", "to": 5}  # the matcher compares exactly: 5 is not "5"
+    services.workflow_update(
+        workspace=workspace, workflow=workflow, trigger_config={"field": "plan", "from": None, "to": "pro"}
+    )
+    page = client.get(f"/app/workflows/{workflow.pk}/")
+    assert client.post(f"/app/workflows/{workflow.pk}/", posted_back(page)).status_code == 302
+    workflow.refresh_from_db()
+    assert workflow.trigger_config == {"field": "plan", "from": None, "to": "pro"}
