@@ -20,17 +20,16 @@ from automation.models import OPEN_RUN_STATUSES, RunStatus, TriggerType, Workflo
 from core.errors import ApplicationError, NotFound
 from subscribers.models import MailingList, Segment
 from ui.access import request_workspace, workspace_view
-from ui.workflow_display import trigger_summary
-from ui.workflow_forms import (
+from ui.workflow_action_forms import (
     ACTION_KINDS,
     ActionForm,
     ActionsJsonForm,
-    WorkflowForm,
     action_forms,
     action_rows_posted,
-    json_text,
     workflow_errors_place,
 )
+from ui.workflow_display import trigger_summary
+from ui.workflow_forms import WorkflowForm, json_text
 
 ROW_OP_RE = re.compile(r"^(remove|up|down)-(\d{1,3})$")
 

@@ -25,7 +25,7 @@ from tests.factories import (
     TemplateFactory,
     UserFactory,
 )
-from ui.workflow_forms import ACTION_KINDS
+from ui.workflow_action_forms import ACTION_KINDS
 
 pytestmark = pytest.mark.django_db
 
