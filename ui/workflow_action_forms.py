@@ -24,7 +24,6 @@ from ui.workflow_forms import (
     WorkflowForm,
     json_literal,
     json_text,
-    pk_of,
 )
 
 ACTION_KINDS = [
@@ -88,10 +87,11 @@ NESTED = "A list of actions as JSON (the same shapes as the JSON editor)."
 
 class ActionForm(forms.Form):
     type = forms.ChoiceField(choices=ACTION_KINDS, label="Action", widget=forms.Select(attrs={"data-kind-switch": ""}))
-    sequence = forms.ModelChoiceField(queryset=Sequence.objects.none(), required=False, label="Sequence")
-    template = forms.ModelChoiceField(queryset=Template.objects.none(), required=False, label="Template")
+    # Plain choices filled from ActionChoices: one query per kind for the whole page, not one per row.
+    sequence = forms.TypedChoiceField(coerce=int, empty_value=None, required=False, label="Sequence")
+    template = forms.TypedChoiceField(coerce=int, empty_value=None, required=False, label="Template")
     tag = forms.CharField(required=False, max_length=100, label="Tag")
-    mailing_list = forms.ModelChoiceField(queryset=MailingList.objects.none(), required=False, label="List")
+    mailing_list = forms.TypedChoiceField(coerce=int, empty_value=None, required=False, label="List")
     field = forms.CharField(
         required=False, max_length=64, label="Field", help_text=f"A custom field key or {', '.join(PROFILE_FIELDS)}."
     )
@@ -114,23 +114,17 @@ class ActionForm(forms.Form):
     otherwise = JsonField(empty=list, label="Else (actions as JSON)", help_text=NESTED)
     on_event = JsonField(empty=list, label="When the event arrives (actions as JSON)", help_text=NESTED)
     on_timeout = JsonField(empty=list, label="On timeout (actions as JSON)", help_text=NESTED)
-    endpoint = forms.ModelChoiceField(queryset=WebhookEndpoint.objects.none(), required=False, label="Webhook endpoint")
+    endpoint = forms.TypedChoiceField(coerce=int, empty_value=None, required=False, label="Webhook endpoint")
     to = forms.CharField(required=False, max_length=2000, label="To (comma-separated, optional)",
                          help_text="Empty: the workspace's owners and admins.")  # fmt: skip
     subject = forms.CharField(required=False, max_length=200, label="Subject")
     body = forms.CharField(required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 3}), label="Body")
     goal_name = forms.CharField(required=False, max_length=100, label="Goal name")
 
-    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, choices: dict[str, list[tuple[Any, str]]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        scoped = {
-            "sequence": Sequence.objects.filter(workspace=workspace).order_by("name"),
-            "template": Template.objects.filter(workspace=workspace).order_by("name"),
-            "mailing_list": MailingList.objects.filter(workspace=workspace).order_by("name"),
-            "endpoint": WebhookEndpoint.objects.filter(workspace=workspace).order_by("id"),
-        }
-        for name, queryset in scoped.items():
-            self.fields[name].queryset = queryset  # type: ignore[attr-defined]
+        for name, options in choices.items():
+            self.fields[name].choices = options  # type: ignore[attr-defined]
 
     def kind(self) -> str:
         return str(self["type"].value() or "")
@@ -156,13 +150,13 @@ class ActionForm(forms.Form):
         """The action as the service takes it (the service checks it and names what is wrong)."""
         data, kind = self.cleaned_data, self.cleaned_data["type"]
         if kind in ("enroll", "exit_sequence"):
-            return {"type": kind, "sequence_id": pk_of(data["sequence"])}
+            return {"type": kind, "sequence_id": data["sequence"]}
         if kind == "send_email":
-            return {"type": kind, "template_id": pk_of(data["template"])}
+            return {"type": kind, "template_id": data["template"]}
         if kind in ("add_tag", "remove_tag"):
             return {"type": kind, "tag": data["tag"]}
         if kind in ("subscribe_list", "unsubscribe_list"):
-            return {"type": kind, "list_id": pk_of(data["mailing_list"])}
+            return {"type": kind, "list_id": data["mailing_list"]}
         if kind == "update_field":
             return {"type": kind, "field": data["field"], "value": self._value()}
         duration = {"value": data["duration_value"], "unit": data["duration_unit"]}
@@ -178,7 +172,7 @@ class ActionForm(forms.Form):
         if kind == "branch":
             return {"type": kind, "rules": data["rules"], "then": data["then"], "else": data["otherwise"]}
         if kind == "webhook":
-            return {"type": kind, "endpoint_id": pk_of(data["endpoint"])}
+            return {"type": kind, "endpoint_id": data["endpoint"]}
         if kind == "notify":
             node = {"type": kind, "subject": data["subject"], "body": data["body"]}
             recipients = [email.strip() for email in data["to"].split(",") if email.strip()]
@@ -245,16 +239,32 @@ def action_rows_posted(data: Any) -> list[dict[str, Any]]:
     ]
 
 
+def action_choices(*, workspace: Workspace) -> dict[str, list[tuple[Any, str]]]:
+    """The workspace's sequences, templates, lists and webhook endpoints: another workspace's id is an
+    invalid choice, refused on the field."""
+
+    def options(queryset: Any, label: str) -> list[tuple[Any, str]]:
+        return [("", "Choose"), *((pk, text) for pk, text in queryset.values_list("pk", label))]
+
+    return {
+        "sequence": options(Sequence.objects.filter(workspace=workspace).order_by("name"), "name"),
+        "template": options(Template.objects.filter(workspace=workspace).order_by("name"), "name"),
+        "mailing_list": options(MailingList.objects.filter(workspace=workspace).order_by("name"), "name"),
+        "endpoint": options(WebhookEndpoint.objects.filter(workspace=workspace).order_by("id"), "url"),
+    }
+
+
 def action_forms(rows: list[dict[str, Any]], *, workspace: Workspace, bound: bool) -> list[ActionForm]:
     """One form per row, prefixed by its position; bound ones validate, unbound ones only show the values."""
+    choices = action_choices(workspace=workspace)
     forms_: list[ActionForm] = []
     for index, row in enumerate(rows):
         prefix = f"a{index}"
         if bound:
             data = {f"{prefix}-{name}": value for name, value in row.items() if value not in (None, False)}
-            forms_.append(ActionForm(data, workspace=workspace, prefix=prefix))
+            forms_.append(ActionForm(data, choices=choices, prefix=prefix))
         else:
-            forms_.append(ActionForm(initial=row, workspace=workspace, prefix=prefix))
+            forms_.append(ActionForm(initial=row, choices=choices, prefix=prefix))
     return forms_
 
 

@@ -478,3 +478,21 @@ def test_field_changed_values_keep_their_json_type(ui_client, workspace):
     assert client.post(f"/app/workflows/{workflow.pk}/", posted_back(page)).status_code == 302
     workflow.refresh_from_db()
     assert workflow.trigger_config == {"field": "plan", "from": None, "to": "pro"}
+
+
+def test_the_editor_reads_its_choices_once_not_once_per_action(ui_client, workspace):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    template = TemplateFactory(workspace=workspace)
+    client = ui_client()
+    client.get("/app/workflows/")  # the session's first request writes it; later ones do not
+
+    def queries_for(count: int) -> int:
+        actions = [{"type": "send_email", "template_id": template.pk}] * count
+        workflow = services.workflow_create(workspace=workspace, name=f"n{count}", trigger_type="api", actions=actions)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(f"/app/workflows/{workflow.pk}/").status_code == 200
+        return len(captured)
+
+    assert queries_for(2) == queries_for(30)
