@@ -23,6 +23,8 @@ def no_horizontal_scroll(page) -> bool:
 
 
 def test_build_activate_and_watch_a_run_in_the_log(page, workspace):
+    from playwright.sync_api import expect
+
     MembershipFactory(
         workspace=workspace, user=UserFactory(username=EMAIL, email=EMAIL, password=PASSWORD), role=Role.MARKETER
     )
@@ -30,12 +32,15 @@ def test_build_activate_and_watch_a_run_in_the_log(page, workspace):
     log_in(page, EMAIL, PASSWORD)
     page.get_by_role("link", name="Workflows").click()
     page.get_by_role("link", name="New workflow").click()
+    expect(page.get_by_role("heading", name="New workflow")).to_be_visible()
 
     page.locator("#id_name").fill("After an order")
     page.locator("#id_trigger_type").select_option("tag_added")
-    assert page.locator("#id_trigger_tag").is_visible() and not page.locator("#id_event_name").is_visible()
+    expect(page.locator("#id_trigger_tag")).to_be_visible()
+    expect(page.locator("#id_event_name")).to_be_hidden()
     page.locator("#id_trigger_type").select_option("event")  # the script shows the type's own inputs
-    assert page.locator("#id_event_name").is_visible() and not page.locator("#id_trigger_tag").is_visible()
+    expect(page.locator("#id_event_name")).to_be_visible()
+    expect(page.locator("#id_trigger_tag")).to_be_hidden()
     page.locator("#id_event_name").fill("order_placed")
 
     page.get_by_label("New action").select_option("add_tag")
@@ -43,14 +48,15 @@ def test_build_activate_and_watch_a_run_in_the_log(page, workspace):
     page.locator("#id_a0-tag").fill("buyer")
     page.get_by_label("New action").select_option("wait")
     page.get_by_role("button", name="Add action").click()
-    assert page.locator("#id_a0-tag").input_value() == "buyer"  # adding a row keeps what was typed
-    assert page.locator("#id_event_name").input_value() == "order_placed"
-    assert page.locator("#action-1 h3").inner_text() == "Action 2: Wait"
-    assert page.locator("#id_a1-until_time").is_visible() and not page.locator("#id_a1-tag").is_visible()
+    expect(page.locator("#action-1 h3")).to_have_text("Action 2: Wait")  # the redrawn form, not the old one
+    expect(page.locator("#id_a0-tag")).to_have_value("buyer")  # adding a row keeps what was typed
+    expect(page.locator("#id_event_name")).to_have_value("order_placed")
+    expect(page.locator("#id_a1-until_time")).to_be_visible()
+    expect(page.locator("#id_a1-tag")).to_be_hidden()
     page.locator("#id_a1-duration_value").fill("1")
     page.locator("#id_a1-duration_unit").select_option("hours")
     page.get_by_role("button", name="Create workflow").click()
-    assert page.get_by_text("Saved After an order.").is_visible()
+    expect(page.get_by_text("Saved After an order.")).to_be_visible()
     workflow = Workflow.objects.get(workspace=workspace, name="After an order")
     assert workflow.actions == [
         {"type": "add_tag", "tag": "buyer"},
@@ -59,7 +65,7 @@ def test_build_activate_and_watch_a_run_in_the_log(page, workspace):
     screenshot(page, "workflow-editor")
 
     page.get_by_role("button", name="Activate").click()
-    assert page.get_by_text("After an order is active.").is_visible()
+    expect(page.get_by_text("After an order is active.")).to_be_visible()
     workflow.refresh_from_db()
     assert workflow.status == WorkflowStatus.ACTIVE
 
@@ -70,12 +76,12 @@ def test_build_activate_and_watch_a_run_in_the_log(page, workspace):
 
     page.get_by_role("link", name="Run log").click()
     row = page.locator("tbody tr", has_text="ada@example.org")
-    assert row.is_visible() and "waiting 1 hour" in row.inner_text()
+    expect(row).to_contain_text("waiting 1 hour")
     screenshot(page, "workflow-runs")
     row.get_by_role("link", name=f"#{run.pk}").click()
-    assert page.get_by_text("tagged 'buyer'").is_visible()
+    expect(page.get_by_text("tagged 'buyer'")).to_be_visible()
     page.get_by_role("button", name="Pause run").click()
-    assert page.get_by_text("The run is paused.").is_visible()
+    expect(page.get_by_text("The run is paused.")).to_be_visible()
     screenshot(page, "workflow-run")
 
     page.set_viewport_size({"width": 375, "height": 800})
