@@ -13,6 +13,8 @@ from ui import (
     views_segments,
     views_settings,
     views_templates,
+    views_workflow_runs,
+    views_workflows,
 )
 
 app_name = "ui"
@@ -118,4 +120,16 @@ urlpatterns = [
     path("segments/editor", views_segments.segment_editor, name="segment-editor"),
     path("segments/row", views_segments.segment_row, name="segment-row"),
     path("segments/group", views_segments.segment_group, name="segment-group"),
+    # Workflows: list, editor, actions as JSON, run log (ui/views_workflows.py, ui/views_workflow_runs.py)
+    path("workflows/", views_workflows.workflow_list, name="workflows"),
+    path("workflows/new/", views_workflows.workflow_new, name="workflow-new"),
+    path("workflows/<int:workflow_id>/", views_workflows.workflow_edit, name="workflow"),
+    path("workflows/<int:workflow_id>/actions/", views_workflows.workflow_actions_json, name="workflow-actions-json"),
+    path("workflows/<int:workflow_id>/delete", views_workflows.workflow_remove, name="workflow-delete"),
+    path("workflows/<int:workflow_id>/runs/", views_workflow_runs.workflow_runs, name="workflow-runs"),
+    path("workflows/<int:workflow_id>/<slug:action>", views_workflows.workflow_action, name="workflow-action"),
+    path("workflows/runs/<int:run_id>/", views_workflow_runs.workflow_run_detail, name="workflow-run"),
+    path(
+        "workflows/runs/<int:run_id>/<slug:action>", views_workflow_runs.workflow_run_action, name="workflow-run-action"
+    ),
 ]

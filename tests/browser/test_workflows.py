@@ -1,0 +1,90 @@
+"""The workflow pages in a real browser: build a workflow with a trigger and two actions, activate it, start
+a run (through the service, as an event would) and find it in the run log with its steps. Any console error
+or CSP violation fails the test (conftest.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import Role
+from automation.engine import run_advance
+from automation.models import Workflow, WorkflowStatus
+from automation.runs import workflow_run_start
+from tests.browser.conftest import log_in, screenshot
+from tests.factories import MembershipFactory, SubscriberFactory, UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+EMAIL, PASSWORD = "marketer@example.com", "browser-pass-1"
+
+
+def no_horizontal_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_build_activate_and_watch_a_run_in_the_log(page, workspace):
+    from playwright.sync_api import expect
+
+    MembershipFactory(
+        workspace=workspace, user=UserFactory(username=EMAIL, email=EMAIL, password=PASSWORD), role=Role.MARKETER
+    )
+    ada = SubscriberFactory(workspace=workspace, email="ada@example.org")
+    log_in(page, EMAIL, PASSWORD)
+    page.get_by_role("link", name="Workflows").click()
+    page.get_by_role("link", name="New workflow").click()
+    expect(page.get_by_role("heading", name="New workflow")).to_be_visible()
+
+    page.locator("#id_name").fill("After an order")
+    page.locator("#id_trigger_type").select_option("tag_added")
+    expect(page.locator("#id_trigger_tag")).to_be_visible()
+    expect(page.locator("#id_event_name")).to_be_hidden()
+    page.locator("#id_trigger_type").select_option("event")  # the script shows the type's own inputs
+    expect(page.locator("#id_event_name")).to_be_visible()
+    expect(page.locator("#id_trigger_tag")).to_be_hidden()
+    page.locator("#id_event_name").fill("order_placed")
+
+    page.get_by_label("New action").select_option("add_tag")
+    page.get_by_role("button", name="Add action").click()
+    page.locator("#id_a0-tag").fill("buyer")
+    page.get_by_label("New action").select_option("wait")
+    page.get_by_role("button", name="Add action").click()
+    expect(page.locator("#action-1 h3")).to_have_text("Action 2: Wait")  # the redrawn form, not the old one
+    expect(page.locator("#id_a0-tag")).to_have_value("buyer")  # adding a row keeps what was typed
+    expect(page.locator("#id_event_name")).to_have_value("order_placed")
+    expect(page.locator("#id_a1-until_time")).to_be_visible()
+    expect(page.locator("#id_a1-tag")).to_be_hidden()
+    page.locator("#id_a1-duration_value").fill("1")
+    page.locator("#id_a1-duration_unit").select_option("hours")
+    page.get_by_role("button", name="Create workflow").click()
+    expect(page.get_by_text("Saved After an order.")).to_be_visible()
+    workflow = Workflow.objects.get(workspace=workspace, name="After an order")
+    assert workflow.actions == [
+        {"type": "add_tag", "tag": "buyer"},
+        {"type": "wait", "duration": {"value": 1, "unit": "hours"}},
+    ]
+    screenshot(page, "workflow-editor")
+
+    page.get_by_role("button", name="Activate").click()
+    expect(page.get_by_text("After an order is active.")).to_be_visible()
+    workflow.refresh_from_db()
+    assert workflow.status == WorkflowStatus.ACTIVE
+
+    # What an order_placed event would do: start a run and take its first steps.
+    run = workflow_run_start(workflow=workflow, subscriber=ada, dedupe_key="event:1").run
+    assert run is not None
+    run_advance(run.pk)
+
+    page.get_by_role("link", name="Run log").click()
+    row = page.locator("tbody tr", has_text="ada@example.org")
+    expect(row).to_contain_text("waiting 1 hour")
+    screenshot(page, "workflow-runs")
+    row.get_by_role("link", name=f"#{run.pk}").click()
+    expect(page.get_by_text("tagged 'buyer'")).to_be_visible()
+    page.get_by_role("button", name="Pause run").click()
+    expect(page.get_by_text("The run is paused.")).to_be_visible()
+    screenshot(page, "workflow-run")
+
+    page.set_viewport_size({"width": 375, "height": 800})
+    for path in ["/app/workflows/", f"/app/workflows/{workflow.pk}/", f"/app/workflows/{workflow.pk}/runs/", page.url]:
+        page.goto(path)
+        assert no_horizontal_scroll(page), path
