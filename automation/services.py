@@ -172,7 +172,13 @@ def trigger_clean(*, workspace: Workspace, trigger_type: Any, config: Any) -> tu
         # One validator for the service and the periodic task: beat parses exactly what passed here.
         schedule = cron_config_clean(config=dict(node), field=path)
         return {"cron": " ".join(node["cron"].split()), "timezone": schedule["timezone"]}, ""
-    _object(config, path, set())  # webhook, api: nothing to configure
+    if trigger_type == TriggerType.WEBHOOK:
+        # The name of the event the hook's runs carry (the context's trigger.event_name); "webhook" if none.
+        node = _object(config, path, {"event_name"})
+        if node.get("event_name") in (None, ""):
+            return {}, ""
+        return {"event_name": _text(node["event_name"], f"{path}.event_name", max_length=100)}, ""
+    _object(config, path, set())  # api: nothing to configure
     return {}, ""
 
 

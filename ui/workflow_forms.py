@@ -76,7 +76,7 @@ def pk_of(value: Model | None) -> int | None:
 
 # Which trigger types use which form field (the editor shows only those of the chosen type).
 TRIGGER_FIELD_KINDS: dict[str, tuple[str, ...]] = {
-    "event_name": (TriggerType.EVENT,),
+    "event_name": (TriggerType.EVENT, TriggerType.WEBHOOK),
     "event_properties": (TriggerType.EVENT,),
     "trigger_list": (TriggerType.LIST_SUBSCRIBED, TriggerType.UNSUBSCRIBED),
     "trigger_tag": (TriggerType.TAG_ADDED, TriggerType.TAG_REMOVED),
@@ -186,6 +186,8 @@ class WorkflowForm(forms.Form):
             return {"segment_id": pk_of(data["segment"])}
         if kind == TriggerType.CRON:
             return {"cron": data["cron"], "timezone": data["cron_timezone"] or "UTC"}
+        if kind == TriggerType.WEBHOOK and data["event_name"]:
+            return {"event_name": data["event_name"]}
         return {}
 
     def service_fields(self) -> dict[str, Any]:
@@ -225,4 +227,6 @@ class WorkflowForm(forms.Form):
             initial["segment"] = config.get("segment_id")
         elif kind == TriggerType.CRON:
             initial.update(cron=config.get("cron", ""), cron_timezone=config.get("timezone", "UTC"))
+        elif kind == TriggerType.WEBHOOK:
+            initial["event_name"] = config.get("event_name", "")
         return initial

@@ -191,3 +191,27 @@ def test_a_failure_to_advance_does_not_fail_the_post(client, workflow, monkeypat
     response = post(client, workflow, {"email": "a@x.org"}, django_capture_on_commit_callbacks)
     assert response.status_code == 202
     assert WorkflowRun.objects.get(pk=response.json()["run_id"]).due_at is not None  # the tick picks it up
+
+
+@pytest.mark.parametrize(
+    ("config", "stored"), [({"event_name": "order_placed"}, {"event_name": "order_placed"}), ({}, {}), (None, {})]
+)
+def test_a_webhook_workflow_may_name_the_event_its_runs_carry(workspace, config, stored):
+    from automation.services import workflow_create
+
+    created = workflow_create(workspace=workspace, name="Hook", trigger_type=TriggerType.WEBHOOK, trigger_config=config)
+
+    assert created.trigger_config == stored
+
+
+@pytest.mark.parametrize(
+    ("config", "path"), [({"event_name": 5}, "trigger_config.event_name"), ({"name": "x"}, "trigger_config")]
+)
+def test_a_webhook_workflow_refuses_a_bad_event_name_or_another_key(workspace, config, path):
+    from automation.services import workflow_create
+    from core.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as refused:
+        workflow_create(workspace=workspace, name="Hook", trigger_type=TriggerType.WEBHOOK, trigger_config=config)
+
+    assert any(key.startswith(path) for key in refused.value.details)

@@ -139,7 +139,8 @@ def test_create_with_an_event_trigger_and_two_actions(ui_client, workspace):
         ("field_changed", {"changed_field": "plan", "changed_to": "pro"}, {"field": "plan", "to": "pro"}),
         ("cron", {"cron": "30 9 * * 1-5", "cron_timezone": "Europe/Paris"},
          {"cron": "30 9 * * 1-5", "timezone": "Europe/Paris"}),
-        ("webhook", {}, {}),
+        ("webhook", {"event_name": ""}, {}),
+        ("webhook", {"event_name": "order_placed"}, {"event_name": "order_placed"}),
         ("api", {}, {}),
     ],
 )  # fmt: skip
