@@ -36,11 +36,14 @@ def text_storable(*, value: str, field: str) -> str:
 
 
 def json_storable(*, value: Any, field: str, depth: int = 0) -> Any:
-    """Check every string (keys too) of a JSON value; refuse absurd nesting."""
+    """Check every string (keys too) and number of a JSON value; refuse absurd nesting."""
     if depth > 20:
         raise ValidationFailed.for_field(field, "Nested too deeply (at most 20 levels).")
     if isinstance(value, str):
         text_storable(value=value, field=field)
+    elif isinstance(value, float) and not math.isfinite(value):
+        # JSON has no Infinity or NaN (Python's json parses 1e999 and NaN): jsonb refuses them with an error.
+        raise ValidationFailed.for_field(field, "Numbers must be finite (no Infinity or NaN).")
     elif isinstance(value, Mapping):
         for key, item in value.items():
             text_storable(value=str(key), field=field)

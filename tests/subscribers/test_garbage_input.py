@@ -135,3 +135,15 @@ def test_moments_with_offsets_postgresql_refuses_filter_the_export_without_a_500
     if response.status_code == 200:
         b"".join(response.streaming_content)  # the query runs while streaming
     assert api.get("/api/v1/subscribers", {"created_before": moment}).status_code in (200, 400)
+
+
+@pytest.mark.parametrize("number", [float("inf"), float("-inf"), float("nan")])
+def test_json_values_with_infinite_or_nan_numbers_are_refused_before_the_database(number):
+    from core.errors import ValidationFailed
+    from subscribers.services.validation import json_storable
+
+    with pytest.raises(ValidationFailed) as refused:
+        json_storable(value={"cart": [1, {"total": number}]}, field="properties")
+
+    assert refused.value.details == {"properties": ["Numbers must be finite (no Infinity or NaN)."]}
+    assert json_storable(value={"total": 1e308}, field="properties") == {"total": 1e308}
