@@ -22,6 +22,8 @@
     document.querySelectorAll("[data-number]").forEach((el) => {
       el.textContent = String(el.dataset.number === "total" ? total : sent);
     });
+    const note = document.querySelector("[data-note]");
+    if (note && sent > 0) note.remove(); // "nothing sent yet" no longer holds
     if (badge && msg.status) {
       badge.className = "badge " + msg.status;
       badge.textContent = msg.status.charAt(0).toUpperCase() + msg.status.slice(1);
