@@ -52,7 +52,7 @@ def test_compose_send_now_and_watch_the_progress_bar_reach_100_percent(daphne, p
 
     user = UserFactory(username=EMAIL, email=EMAIL, password=PASSWORD)
     MembershipFactory(workspace=workspace, user=user, role=Role.MARKETER)
-    TemplateFactory(workspace=workspace, name="November news")
+    template = TemplateFactory(workspace=workspace, name="November news")
     news = MailingListFactory(workspace=workspace, name="News")
     MailingListFactory(workspace=workspace, name="Partners")
     for n in range(READERS):
@@ -69,6 +69,8 @@ def test_compose_send_now_and_watch_the_progress_bar_reach_100_percent(daphne, p
 
     page.get_by_label("Name").fill("November")
     page.get_by_label("Template").select_option(label="November news")
+    preview = page.get_by_role("link", name="Preview it in the template editor")
+    expect(preview).to_have_attribute("href", f"/app/templates/{template.pk}/")
     page.get_by_role("group", name="Lists:", exact=True).get_by_label("News").check()
     # The estimate follows the audience as it is picked (htmx), before anything is saved.
     expect(page.locator("[data-estimate]")).to_have_text(str(READERS))
