@@ -231,6 +231,7 @@ def test_detail_shows_numbers_and_a_progress_bar_wired_to_the_campaign_socket(ui
     assert f'data-workspace="{workspace.pk}" data-campaign="{campaign.pk}"' in html
     assert 'data-socket-path="/api/v1/ws/connect/campaign"' in html
     assert "realtime/live-socket.js" in html and "ui/campaign.js" in html
+    assert "connect-src 'self' ws://testserver" in page["Content-Security-Policy"]
     stats = page.context["stats"]
     assert (stats.sent, stats.delivered, stats.opened, stats.clicked) == (1, 1, 1, 0)
     assert "Pause" not in html  # a viewer gets no actions
