@@ -8,6 +8,7 @@ Any console error, page error or CSP violation fails the test (the `page` fixtur
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -84,12 +85,19 @@ def test_compose_send_now_and_watch_the_progress_bar_reach_100_percent(daphne, p
     expect(page.locator("#campaign-live-status")).to_contain_text("Live")
     expect(text).to_have_text(f"0 of {READERS} sent (0%)")
 
-    with start_worker(
-        app, perform_ping_check=False, pool="solo", queues=[Queue.EMAIL.value, Queue.DEFAULT.value],
-        shutdown_timeout=30,
-    ):  # fmt: skip
-        sent = Message.objects.filter(campaign=campaign, status=MessageStatus.SENT)
-        _wait_until(lambda: sent.count() == READERS)
+    environ = dict(os.environ)
+    try:
+        with start_worker(
+            app, perform_ping_check=False, pool="solo", queues=[Queue.EMAIL.value, Queue.DEFAULT.value],
+            shutdown_timeout=30,
+        ):  # fmt: skip
+            sent = Message.objects.filter(campaign=campaign, status=MessageStatus.SENT)
+            _wait_until(lambda: sent.count() == READERS)
+    finally:
+        # The worker leaves CELERY_LOG_* and _MP_FORK_* in the environment; the product processes that
+        # later tests start (tests/browser/processes.py) would inherit them.
+        os.environ.clear()
+        os.environ.update(environ)
     assert sent.count() == READERS
     # The push normally comes from this process's flusher thread half a second after the last send;
     # flush now as well (as the dashboard's browser test does), so a stalled thread cannot fail the test:
