@@ -7,6 +7,7 @@ from ui import (
     views,
     views_audience,
     views_builder,
+    views_campaigns,
     views_enroll,
     views_outbox,
     views_profile,
@@ -132,4 +133,11 @@ urlpatterns = [
     path(
         "workflows/runs/<int:run_id>/<slug:action>", views_workflow_runs.workflow_run_action, name="workflow-run-action"
     ),
+    # Campaigns (ui/views_campaigns.py)
+    path("campaigns/", views_campaigns.campaign_list, name="campaigns"),
+    path("campaigns/new/", views_campaigns.campaign_new, name="campaign-new"),
+    path("campaigns/estimate", views_campaigns.campaign_estimate, name="campaign-estimate"),
+    path("campaigns/<int:campaign_id>/", views_campaigns.campaign_detail, name="campaign"),
+    path("campaigns/<int:campaign_id>/edit/", views_campaigns.campaign_edit, name="campaign-edit"),
+    path("campaigns/<int:campaign_id>/<slug:action>", views_campaigns.campaign_action, name="campaign-action"),
 ]

@@ -75,6 +75,7 @@ class CampaignStatsSerializer(serializers.Serializer):
         child=serializers.IntegerField(), help_text=f"Messages per status: {', '.join(MessageStatus.values)}."
     )
     sent = serializers.IntegerField()
+    delivered = serializers.IntegerField(help_text="Unique subscribers whose provider reported the message delivered.")
     opened = serializers.IntegerField(help_text="Unique subscribers who opened.")
     clicked = serializers.IntegerField(help_text="Unique subscribers who clicked.")
     unsubscribed = serializers.IntegerField(help_text="Unique subscribers who unsubscribed from it.")

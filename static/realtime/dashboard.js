@@ -1,4 +1,4 @@
-/* Live dashboard: one WebSocket, a snapshot on every (re)connect, coalesced updates, ping/pong. */
+/* Live dashboard: one WebSocket (live-socket.js), a snapshot on every (re)connect, coalesced updates. */
 (function () {
   "use strict";
 
@@ -9,9 +9,6 @@
   var feedEl = document.getElementById("rt-feed");
   var broadcastEl = document.getElementById("rt-broadcast");
   var FEED_LIMIT = 50;
-  var BASE_DELAY = 1000;
-  var MAX_DELAY = 30000;
-  var attempts = 0;
   var chart = null;
   var state = { minutes: [], series: {} };
   var seen = {};
@@ -121,7 +118,7 @@
     return Object.keys(depth).reduce(function (sum, k) { return sum + depth[k]; }, 0);
   }
 
-  function onMessage(msg, socket) {
+  function onMessage(msg) {
     switch (msg.type) {
       case "snapshot":
         feedEl.textContent = "";
@@ -141,42 +138,15 @@
         broadcastEl.textContent = msg.message + " (" + msg.sender + ")";
         broadcastEl.hidden = false;
         break;
-      case "ping":
-        socket.send(JSON.stringify({ type: "pong" }));
-        break;
       default:
         break;
     }
   }
 
-  // Exponential backoff with full jitter, so a restarted server is not hit by every browser at once.
-  function reconnectDelay() {
-    var cap = Math.min(MAX_DELAY, BASE_DELAY * Math.pow(2, attempts));
-    attempts += 1;
-    return Math.floor(Math.random() * cap);
-  }
-
-  function connect() {
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    var url = scheme + window.location.host + root.dataset.socketPath + "?workspace=" + encodeURIComponent(workspace);
-    var socket = new WebSocket(url);
-    socket.addEventListener("open", function () {
-      attempts = 0;
-      setStatus("Live", true);
-    });
-    socket.addEventListener("message", function (e) {
-      var msg;
-      try { msg = JSON.parse(e.data); } catch (err) { return; }
-      onMessage(msg, socket);
-    });
-    socket.addEventListener("close", function (e) {
-      if (e.code === 4401) { setStatus("Signed out: reload the page to sign in again.", false); return; }
-      if (e.code === 4403) { setStatus("No access to this workspace.", false); return; }
-      var delay = reconnectDelay();
-      setStatus("Disconnected: reconnecting in " + Math.ceil(delay / 1000) + " s…", false);
-      window.setTimeout(connect, delay);
-    });
-  }
-
-  connect();
+  window.liveSocket({
+    path: root.dataset.socketPath,
+    params: { workspace: workspace },
+    onMessage: onMessage,
+    onStatus: setStatus
+  });
 })();

@@ -14,6 +14,7 @@ from core.errors import Conflict, ValidationFailed
 from sequences import campaigns
 from sequences.campaigns import (
     campaign_audience_count,
+    campaign_audience_estimate,
     campaign_cancel,
     campaign_create,
     campaign_pause,
@@ -115,10 +116,25 @@ def test_audience_is_lists_or_tags_minus_exclusions_inactive_and_suppressed(work
     expected = {in_news.pk, tagged_vip.pk, in_both.pk, left_exclusion.pk}
     assert audience_of(campaign) == expected
     assert campaign_audience_count(workspace=workspace, campaign=campaign) == len(expected)
+    # The compose page's estimate of the same ids, not saved: the same rules.
+    assert campaign_audience_estimate(
+        workspace=workspace, lists=[news.pk], tags=[vip.pk], exclude_lists=[customers.pk], exclude_tags=[churned.pk]
+    ) == len(expected)
     for outsider in (in_offers_only, pending, left_list, unsubscribed, bounced, excluded_by_list, excluded_by_tag,
                      suppressed, whole_domain, theirs):  # fmt: skip
         assert outsider.pk not in expected
     assert not Message.objects.exists()  # counting creates nothing
+
+
+def test_the_estimate_checks_its_ids_and_an_empty_audience_is_zero(workspace, other_workspace, news):
+    member(news)
+    assert campaign_audience_estimate(workspace=workspace, lists=[news.pk]) == 1
+    assert campaign_audience_estimate(workspace=workspace) == 0
+    assert campaign_audience_estimate(workspace=workspace, exclude_lists=[news.pk]) == 0
+    theirs = MailingListFactory(workspace=other_workspace)
+    with pytest.raises(ValidationFailed) as refused:
+        campaign_audience_estimate(workspace=workspace, lists=[news.pk], exclude_lists=[theirs.pk])
+    assert "exclude_lists" in refused.value.details
 
 
 def test_a_list_only_campaign_ignores_tags_and_a_tag_only_one_ignores_lists(workspace, template, news):
@@ -427,10 +443,15 @@ def test_stats_count_unique_subscribers_from_the_event_log_and_rates_over_sent(s
     message_open_record(message=first, user_agent="Thunderbird", now=later)  # a repeat: one subscriber
     message_click_record(message=second, link_index=0, now=later)  # an inferred open too
     message_subscriber_unsubscribe(message=third, source="one-click")
+    Event.objects.create(
+        workspace=workspace, subscriber_id=first.subscriber_id, type=EventType.DELIVERED, name="delivered",
+        message_id=first.pk,
+    )  # fmt: skip
 
     stats = campaign_stats(workspace=workspace, campaign=campaign)
     assert (stats.recipients, stats.sent, stats.by_status["sent"]) == (4, 4, 4)
     assert (stats.opened, stats.clicked, stats.unsubscribed, stats.bounced) == (2, 1, 1, 0)
+    assert stats.delivered == 1
     assert (stats.open_rate, stats.click_rate, stats.unsubscribe_rate, stats.bounce_rate) == (0.5, 0.25, 0.25, 0.0)
     assert stats.note == ""
     # Opens and clicks carry the campaign's id in the event log.

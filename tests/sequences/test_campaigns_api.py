@@ -109,6 +109,7 @@ def test_start_pause_resume_cancel_and_stats(api, template, news):
 
     stats = api.get(f"{url}/stats").json()
     assert stats["recipients"] == 3 and stats["by_status"]["queued"] == 3 and stats["sent"] == 0
+    assert stats["delivered"] == 0
     assert stats["open_rate"] is None and stats["note"]
 
     assert api.post(f"{url}/pause").json()["status"] == "paused"
