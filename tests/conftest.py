@@ -9,6 +9,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.models import Role, Workspace
+from tests.browser.processes import daphne_args, free_port, product_env, running
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
 
@@ -55,3 +56,12 @@ def api(client_for, workspace) -> APIClient:
 def other_api(client_for, other_workspace) -> APIClient:
     """An owner's client in `other_workspace`: for proving tenant isolation."""
     return client_for(other_workspace, Role.OWNER)
+
+
+@pytest.fixture
+def daphne(transactional_db):
+    """The URL of daphne serving config.asgi (pages and WebSockets) on the test database; the live
+    server pytest-django offers speaks no WebSocket (tests/browser/processes.py)."""
+    port = free_port()
+    with running(daphne_args(port), env=product_env(), port=port):
+        yield f"http://127.0.0.1:{port}"

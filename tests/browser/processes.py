@@ -22,6 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 # Settings that would send real mail: the processes must keep every email in the local outbox.
 MAIL_SETTINGS = ("EMAIL_URL", "SMTP_HOST", "ESP")
+# What an in-process Celery test worker (celery.contrib.testing) leaves in os.environ: a child process
+# inheriting it would log, or fork its pool, as that worker's setup says.
+WORKER_LEFTOVERS = ("CELERY_LOG_", "_MP_FORK_")
 
 
 def free_port() -> int:
@@ -33,7 +36,11 @@ def free_port() -> int:
 def product_env(**extra: str) -> dict[str, str]:
     """The environment of a product process on this test run's database (DEBUG: whitenoise serves static)."""
     db = connection.settings_dict
-    env = {key: value for key, value in os.environ.items() if key not in MAIL_SETTINGS}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in MAIL_SETTINGS and not key.startswith(WORKER_LEFTOVERS)
+    }
     env.update(
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         DEBUG="1",

@@ -8,7 +8,6 @@ Any console error, page error or CSP violation fails the test (the `page` fixtur
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,7 +20,6 @@ from sequences.models import Campaign, CampaignStatus, Message, MessageStatus
 from subscribers.models import ListMembership
 from tests.browser.conftest import screenshot
 from tests.factories import MailingListFactory, MembershipFactory, SubscriberFactory, TemplateFactory, UserFactory
-from tests.realtime.test_browser import daphne  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,7 +43,7 @@ def _wait_until(condition, timeout: float = 60) -> None:
 
 
 # daphne first: it must outlive the page, whose socket would otherwise log a refused reconnect.
-def test_compose_send_now_and_watch_the_progress_bar_reach_100_percent(daphne, page, workspace):  # noqa: F811
+def test_compose_send_now_and_watch_the_progress_bar_reach_100_percent(daphne, page, workspace):
     from celery.contrib.testing.worker import start_worker
     from playwright.sync_api import expect
 
@@ -85,19 +83,14 @@ def test_compose_send_now_and_watch_the_progress_bar_reach_100_percent(daphne, p
     expect(page.locator("#campaign-live-status")).to_contain_text("Live")
     expect(text).to_have_text(f"0 of {READERS} sent (0%)")
 
-    environ = dict(os.environ)
-    try:
-        with start_worker(
-            app, perform_ping_check=False, pool="solo", queues=[Queue.EMAIL.value, Queue.DEFAULT.value],
-            shutdown_timeout=30,
-        ):  # fmt: skip
-            sent = Message.objects.filter(campaign=campaign, status=MessageStatus.SENT)
-            _wait_until(lambda: sent.count() == READERS)
-    finally:
-        # The worker leaves CELERY_LOG_* and _MP_FORK_* in the environment; the product processes that
-        # later tests start (tests/browser/processes.py) would inherit them.
-        os.environ.clear()
-        os.environ.update(environ)
+    # (The worker leaves CELERY_LOG_* and _MP_FORK_* in os.environ: product_env() keeps them from the
+    # processes later tests start.)
+    with start_worker(
+        app, perform_ping_check=False, pool="solo", queues=[Queue.EMAIL.value, Queue.DEFAULT.value],
+        shutdown_timeout=30,
+    ):  # fmt: skip
+        sent = Message.objects.filter(campaign=campaign, status=MessageStatus.SENT)
+        _wait_until(lambda: sent.count() == READERS)
     assert sent.count() == READERS
     # The push normally comes from this process's flusher thread half a second after the last send;
     # flush now as well (as the dashboard's browser test does), so a stalled thread cannot fail the test:

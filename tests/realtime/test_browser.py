@@ -20,20 +20,11 @@ from django.test import Client
 from accounts.models import Role
 from subscribers.models import EventType
 from subscribers.services import event_record
-from tests.browser.processes import daphne_args, free_port, product_env, running
 from tests.factories import MembershipFactory, SubscriberFactory, UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture
-def daphne(transactional_db):
-    """daphne serving config.asgi on the test database (tests/browser/processes.py)."""
-    port = free_port()
-    with running(daphne_args(port), env=product_env(), port=port):
-        yield f"http://127.0.0.1:{port}"
 
 
 def record_open(workspace, subscriber) -> None:
