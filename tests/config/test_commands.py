@@ -19,7 +19,7 @@ from accounts.models import Membership, Role, Workspace
 from automation.models import Workflow
 from config.management.commands.load_demo_data import DEMO_DEFAULT_PASSWORD, DEMO_OWNER_EMAIL, FIELDS
 from config.management.commands.run_embedded import Child, stop_children
-from sequences.models import Sequence, SequenceStatus, Step, Template
+from sequences.models import Campaign, Sequence, SequenceStatus, Step, Template
 from subscribers.models import (
     FieldDefinition,
     ListMembership,
@@ -106,6 +106,7 @@ def _demo_counts() -> dict[str, int]:
         "steps": Step.objects.count(),
         "segments": Segment.objects.count(),
         "workflows": Workflow.objects.count(),
+        "campaigns": Campaign.objects.count(),
     }
 
 
@@ -176,7 +177,8 @@ def test_demo_has_a_workspace_with_sender_details_and_about_two_hundred_varied_s
 
 def test_demo_data_is_the_same_on_every_machine(demo):
     emails = sorted(Subscriber.objects.values_list("email", flat=True))
-    Sequence.objects.all().delete()  # steps protect their templates
+    Sequence.objects.all().delete()  # steps and campaigns protect their templates
+    Campaign.objects.all().delete()
     Workspace.objects.all().delete()
 
     _run("load_demo_data")
@@ -272,3 +274,13 @@ def test_stopping_children_asks_politely_first():
     stop_children([Child("sleeper", process)])
 
     assert process.returncode == -signal.SIGTERM
+
+
+def test_demo_has_a_draft_campaign_to_the_newsletter_that_sends_nothing(demo):
+    from sequences.models import CampaignStatus, Message
+
+    campaign = Campaign.objects.get(workspace__slug="demo", name="Monthly newsletter")
+
+    assert campaign.status == CampaignStatus.DRAFT and campaign.scheduled_at is None
+    assert list(campaign.lists.values_list("name", flat=True)) == ["Newsletter"]
+    assert not Message.objects.filter(campaign=campaign).exists()

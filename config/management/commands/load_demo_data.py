@@ -288,6 +288,7 @@ def demo_data_load(*, with_login: bool) -> DemoSummary:
 
     welcome = _welcome_sequence_get_or_create(workspace=workspace, now=now)
     _demo_automation_get_or_create(workspace=workspace, welcome=welcome)
+    _demo_campaign_get_or_create(workspace=workspace, audience=newsletter)
     return DemoSummary(
         workspace=workspace,
         owner_email=DEMO_OWNER_EMAIL if owner is not None else None,
@@ -366,10 +367,22 @@ def _demo_automation_get_or_create(*, workspace: Workspace, welcome: Sequence) -
     workflow_activate(workspace=workspace, workflow=workflow)
 
 
+def _demo_campaign_get_or_create(*, workspace: Workspace, audience: MailingList) -> None:
+    """A draft campaign to the newsletter, through the service: the campaign pages have something to show,
+    and nothing is sent until someone presses Send now or schedules it."""
+    from sequences.campaigns import campaign_create
+    from sequences.models import Campaign
+
+    template = Template.objects.filter(workspace=workspace, name="Welcome 2: Getting started tips").first()
+    if template is None or Campaign.objects.filter(workspace=workspace, name="Monthly newsletter").exists():
+        return
+    campaign_create(workspace=workspace, name="Monthly newsletter", template_id=template.pk, lists=[audience.pk])
+
+
 class Command(BaseCommand):
     help = (
-        "Load the demo workspace (slug 'demo'): ~200 subscribers, two lists, tags, a welcome sequence, a segment "
-        "and a workflow, and "
+        "Load the demo workspace (slug 'demo'): ~200 subscribers, two lists, tags, a welcome sequence, a segment, "
+        "a workflow and a draft campaign, and "
         "outside production an owner login demo@example.com (password: $DEMO_PASSWORD or 'demo-password'). "
         "Safe to run again: it only adds what is missing."
     )
