@@ -22,7 +22,7 @@ from automation.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from core.errors import ApplicationError, NotFound
 from ui.access import may, request_workspace, workspace_view
 from ui.forms import form_errors_add
-from ui.settings_forms import MemberAddForm, MemberRoleForm, WebhookForm
+from ui.forms_settings import MemberAddForm, MemberRoleForm, WebhookForm
 
 DELIVERY_LOG_ROWS = 50
 

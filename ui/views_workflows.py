@@ -20,7 +20,7 @@ from automation.models import OPEN_RUN_STATUSES, RunStatus, TriggerType, Workflo
 from core.errors import ApplicationError, NotFound
 from subscribers.models import MailingList, Segment
 from ui.access import request_workspace, workspace_view
-from ui.workflow_action_forms import (
+from ui.forms_workflow_actions import (
     ACTION_KINDS,
     ActionForm,
     ActionsJsonForm,
@@ -28,8 +28,8 @@ from ui.workflow_action_forms import (
     action_rows_posted,
     workflow_errors_place,
 )
+from ui.forms_workflows import WorkflowForm, json_text
 from ui.workflow_display import trigger_summary
-from ui.workflow_forms import WorkflowForm, json_text
 
 ROW_OP_RE = re.compile(r"^(remove|up|down)-(\d{1,3})$")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from automation.actions import duration_words
 from automation.models import TriggerType, Workflow, WorkflowRun
-from ui.workflow_action_forms import ACTION_LABELS
+from ui.forms_workflow_actions import ACTION_LABELS
 
 
 def trigger_summary(workflow: Workflow, *, names: dict[str, dict[int, str]]) -> str:

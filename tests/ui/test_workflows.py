@@ -25,7 +25,7 @@ from tests.factories import (
     TemplateFactory,
     UserFactory,
 )
-from ui.workflow_action_forms import ACTION_KINDS
+from ui.forms_workflow_actions import ACTION_KINDS
 
 pytestmark = pytest.mark.django_db
 

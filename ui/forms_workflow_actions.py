@@ -16,7 +16,7 @@ from automation.services import DURATION_UNITS, MAX_ACTION_NODES, PROFILE_FIELDS
 from core.errors import ApplicationError
 from sequences.models import Sequence, Template
 from subscribers.models import MailingList
-from ui.workflow_forms import (
+from ui.forms_workflows import (
     EXAMPLE_RULES,
     JSON_WIDGET,
     TRIGGER_ALIASES,

@@ -1,5 +1,5 @@
 """Workflow editor forms, the workflow's own fields and its trigger: they only shape input into the JSON
-that `automation.services` validates (the actions' forms are in ui/workflow_action_forms.py)."""
+that `automation.services` validates (the actions' forms are in ui/forms_workflow_actions.py)."""
 
 from __future__ import annotations
 
