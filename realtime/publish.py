@@ -215,6 +215,21 @@ def campaigns_progress(*, workspace_id: int, campaign_ids: Sequence[int]) -> dic
     }
 
 
+def campaign_progress_push(workspace_id: int, campaign_id: int) -> int:
+    """Push one campaign's progress to its watchers now (not coalesced): registered for the campaign's
+    status changes, which send no event (start, pause, resume, cancel, and `sent` once nothing is left)."""
+    from realtime.stats import pushed_count
+
+    layer = get_channel_layer()
+    progress = campaigns_progress(workspace_id=workspace_id, campaign_ids=[campaign_id]).get(campaign_id)
+    if layer is None or progress is None:
+        return 0
+    async_to_sync(layer.group_send)(
+        groups.campaign_group_name(workspace_id, campaign_id), client_message({"type": "progress", **progress})
+    )
+    return pushed_count(workspace_id=workspace_id, kind=groups.CAMPAIGN)
+
+
 class Flusher:
     """One daemon thread per process that runs each workspace's flush when its interval has passed.
 

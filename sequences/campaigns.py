@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -59,6 +60,22 @@ AUDIENCE_MODELS: dict[str, tuple[type[MailingList] | type[Tag] | type[Segment], 
 }  # fmt: skip
 CAMPAIGN_FIELDS = frozenset({"name", "template_id", "high_priority", "scheduled_at", *AUDIENCE_FIELDS})
 IDS_MAX = 1000
+
+
+# Who hears of a campaign's status change (the live progress bars: realtime registers itself), after commit.
+StatusHandler = Callable[[int, int], None]  # (workspace id, campaign id)
+_status_handlers: list[StatusHandler] = []
+
+
+def campaign_status_handler_register(handler: StatusHandler) -> StatusHandler:
+    _status_handlers.append(handler)
+    return handler
+
+
+def _status_changed(campaign: Campaign) -> None:
+    """Tell the handlers once the transaction commits; a failing handler is logged, never the caller's error."""
+    for handler in _status_handlers:
+        transaction.on_commit(partial(handler, campaign.workspace_id, campaign.pk), robust=True)
 
 
 # Validation -------------------------------------------------------------------------------------
@@ -433,6 +450,7 @@ def campaign_schedule(*, workspace: Workspace, campaign: Campaign, at: datetime 
         campaign.status = CampaignStatus.SCHEDULED
         campaign.scheduled_at = at
         campaign.save(update_fields=["status", "scheduled_at", "updated_at"])
+        _status_changed(campaign)
     if at <= now:
         _tick_soon()
     return campaign
@@ -503,6 +521,7 @@ def _start_locked(campaign: Campaign, now: datetime) -> StartResult:
     if campaign.scheduled_at is None or campaign.scheduled_at > now:
         campaign.scheduled_at = now
     campaign.save(update_fields=["status", "started_at", "scheduled_at", "updated_at"])
+    _status_changed(campaign)
     created = _materialize(campaign, now)
     _finish_if_done(campaign, now)
     if campaign.status == CampaignStatus.SENDING:
@@ -546,6 +565,7 @@ def campaign_pause(*, workspace: Workspace, campaign: Campaign) -> Campaign:
         )
         campaign.status = CampaignStatus.PAUSED
         campaign.save(update_fields=["status", "updated_at"])
+        _status_changed(campaign)
     return campaign
 
 
@@ -567,6 +587,7 @@ def campaign_resume(*, workspace: Workspace, campaign: Campaign) -> Campaign:
         )
         campaign.status = CampaignStatus.SENDING
         campaign.save(update_fields=["status", "updated_at"])
+        _status_changed(campaign)
         _finish_if_done(campaign, now)
         if campaign.status == CampaignStatus.SENDING:
             _enqueue_after_commit(campaign.pk)
@@ -589,6 +610,7 @@ def campaign_cancel(*, workspace: Workspace, campaign: Campaign) -> Campaign:
         campaign.status = CampaignStatus.CANCELLED
         campaign.finished_at = now
         campaign.save(update_fields=["status", "finished_at", "updated_at"])
+        _status_changed(campaign)
     return campaign
 
 
@@ -604,6 +626,7 @@ def _finish_if_done(campaign: Campaign, now: datetime) -> bool:
     campaign.status = CampaignStatus.SENT
     campaign.finished_at = now
     campaign.save(update_fields=["status", "finished_at", "updated_at"])
+    _status_changed(campaign)
     return True
 
 

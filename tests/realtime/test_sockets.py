@@ -295,3 +295,35 @@ def test_a_push_after_enrollments_counts_them_again_instead_of_the_cached_count(
     assert snapshot["active_enrollments"] == 0
     assert [event["type"] for event in update["events"]] == ["enrolled"]
     assert update["active_enrollments"] == 1
+
+
+def test_campaign_sockets_hear_of_status_changes_that_send_no_event(acme, member, scheduled):
+    from sequences.campaigns import campaign_pause, campaigns_tick
+    from sequences.models import CampaignStatus
+
+    token = token_for(member(acme))
+    campaign = Campaign.objects.create(
+        workspace=acme, name="News", template=TemplateFactory(workspace=acme), status=CampaignStatus.SENDING
+    )
+    message = MessageFactory(workspace=acme, campaign=campaign, status="queued")
+
+    @async_to_sync
+    async def run():
+        socket, _ = await open_socket(f"{CAMPAIGN}?workspace={acme.pk}&campaign={campaign.pk}&token={token}")
+        await sync_to_async(campaign_pause)(workspace=acme, campaign=campaign)
+        paused = await socket.receive_json_from(timeout=10)
+
+        def last_one_sent_then_tick():
+            type(message).objects.filter(pk=message.pk).update(status="sent")
+            Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.SENDING)  # as a resume would
+            return campaigns_tick()
+
+        ticked = await sync_to_async(last_one_sent_then_tick)()
+        finished = await socket.receive_json_from(timeout=10)
+        await socket.disconnect()
+        return paused, ticked, finished
+
+    paused, ticked, finished = run()
+    assert (paused["type"], paused["status"]) == ("progress", "paused")
+    assert ticked.finished == [campaign.pk]
+    assert (finished["status"], finished["sent"], finished["total"]) == ("sent", 1, 1)
