@@ -63,7 +63,7 @@ IDS_MAX = 1000
 
 
 # Who hears of a campaign's status change (the live progress bars: realtime registers itself), after commit.
-StatusHandler = Callable[[int, int], None]  # (workspace id, campaign id)
+StatusHandler = Callable[[int, int], object]  # (workspace id, campaign id); what it returns is ignored
 _status_handlers: list[StatusHandler] = []
 
 
