@@ -63,13 +63,13 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
         Campaign.objects.filter(workspace=workspace).select_related("template").prefetch_related(*AUDIENCE_PREFETCH)
     )
     page = Paginator(campaigns, PAGE_SIZE).get_page(request.GET.get("page"))
+    numbers = campaign_services.campaigns_list_numbers(
+        workspace=workspace, campaign_ids=[campaign.pk for campaign in page.object_list]
+    )
     rows = [
-        {
-            "campaign": campaign, "audience": _audience_parts(campaign),
-            "stats": campaign_services.campaign_stats(workspace=workspace, campaign=campaign),
-        }
+        {"campaign": campaign, "audience": _audience_parts(campaign), "stats": numbers[campaign.pk]}
         for campaign in page.object_list
-    ]  # fmt: skip
+    ]
     return render(request, "ui/campaigns/list.html", {"nav": "campaigns", "rows": rows, "page": page})
 
 

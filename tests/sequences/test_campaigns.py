@@ -460,6 +460,40 @@ def test_stats_count_unique_subscribers_from_the_event_log_and_rates_over_sent(s
     ) == {campaign.pk}
 
 
+def test_list_numbers_of_many_campaigns_agree_with_each_campaigns_stats(smtp, workspace, news):
+    from sequences.campaigns import campaigns_list_numbers
+
+    readers = [member(news, email=f"r{n}@example.org") for n in range(3)]
+    template = TemplateFactory(workspace=workspace, html='<p>Read <a href="https://example.com/news">this</a></p>')
+    first_campaign = campaign_for(workspace, template, lists=[news.pk])
+    campaign_start(workspace=workspace, campaign=first_campaign)
+    send_some(100)
+    second_campaign = campaign_for(workspace, template, lists=[news.pk])
+    campaign_start(workspace=workspace, campaign=second_campaign)  # queued: nothing sent yet
+    messages = {m.subscriber_id: m for m in Message.objects.filter(campaign=first_campaign).select_related(
+        "workspace", "subscriber", "enrollment")}  # fmt: skip
+    later = timezone.now() + timedelta(hours=1)
+    message_open_record(message=messages[readers[0].pk], user_agent="Thunderbird", now=later)
+    message_open_record(message=messages[readers[0].pk], user_agent="Thunderbird", now=later)
+    message_click_record(message=messages[readers[1].pk], link_index=0, now=later)
+    # An ESP's open, known by the message only (no campaign id on the event).
+    Event.objects.create(
+        workspace=workspace, subscriber_id=readers[2].pk, type=EventType.OPENED, name="opened",
+        message_id=messages[readers[2].pk].pk,
+    )  # fmt: skip
+
+    numbers = campaigns_list_numbers(workspace=workspace, campaign_ids=[first_campaign.pk, second_campaign.pk])
+
+    for campaign in (first_campaign, second_campaign):
+        stats = campaign_stats(workspace=workspace, campaign=campaign)
+        listed = numbers[campaign.pk]
+        assert (listed.recipients, listed.sent, listed.opened, listed.clicked) == (
+            stats.recipients, stats.sent, stats.opened, stats.clicked,
+        )  # fmt: skip
+    assert (numbers[first_campaign.pk].sent, numbers[first_campaign.pk].opened) == (3, 3)
+    assert (numbers[second_campaign.pk].recipients, numbers[second_campaign.pk].opened) == (3, 0)
+
+
 # Admin (pytest-django's admin_client: a signed-in superuser) ------------------------------------
 
 

@@ -303,3 +303,23 @@ def test_scheduled_campaigns_keep_a_future_time_when_edited(ui_client, workspace
     response = client.post(f"/app/campaigns/{campaign.pk}/edit/", fields(template, news, scheduled_at=""))
     assert response.status_code == 400
     assert "needs a time" in " ".join(response.context["form"].errors["scheduled_at"])
+
+
+def test_the_list_reads_a_pages_numbers_in_the_same_queries_whatever_its_length(ui_client, workspace, template, news):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = ui_client(Role.VIEWER)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/app/campaigns/").status_code == 200
+        return len(captured)
+
+    draft(workspace, template, news)
+    queries()  # the first request of a session also writes the session
+    one = queries()
+    for _ in range(5):
+        draft(workspace, template, news)
+
+    assert queries() == one
