@@ -250,7 +250,9 @@ def segment_editor(request: HttpRequest) -> HttpResponse:
     load_json = request.POST.get("load") == "json"
     prefix = _prefix(request)
     editor, tree = _posted(request.POST, prefix=prefix, source="json" if load_json else "rows")
-    if load_json and tree is not None:
+    if load_json and not editor.json_text.strip():  # a blank text loads as no conditions, not as bad JSON
+        editor = Editor(match=editor.match)
+    elif load_json and tree is not None:
         try:
             editor = segment_tree.editor_from_tree(tree)
         except segment_tree.Unrepresentable as reason:

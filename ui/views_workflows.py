@@ -31,7 +31,7 @@ from ui.forms_workflow_actions import (
 from ui.forms_workflows import WorkflowForm, json_text
 from ui.segment_rules import Editor
 from ui.workflow_display import trigger_summary
-from ui.workflow_entry import entry_context, entry_errors_take, entry_posted, entry_saved
+from ui.workflow_entry import entry_check, entry_context, entry_errors_take, entry_posted, entry_saved
 
 ROW_OP_RE = re.compile(r"^(remove|up|down)-(\d{1,3})$")
 
@@ -158,6 +158,8 @@ def _editor(request: HttpRequest, workflow: Workflow | None) -> HttpResponse:
         else:
             messages.success(request, f"Saved {workflow.name}.")
             return redirect("ui:workflow", workflow_id=workflow.pk)
+    else:  # not saved for another field's sake: still say what is wrong with the entry conditions
+        entry_check(workspace, entry, entry_rules)
     context = _editor_context(request, workflow, form, rows, entry)
     return render(request, "ui/workflows/edit.html", context, status=400)
 

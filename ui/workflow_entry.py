@@ -9,7 +9,8 @@ from typing import Any
 from django.http import QueryDict
 
 from accounts.models import Workspace
-from core.errors import ApplicationError
+from automation.services import entry_rules_clean
+from core.errors import ApplicationError, ValidationFailed
 from ui import segment_rules, segment_tree
 from ui.forms_workflows import json_parse
 from ui.segment_rules import Editor
@@ -51,6 +52,17 @@ def entry_errors_take(editor: Editor, error: ApplicationError) -> ApplicationErr
     segment_rules.rule_errors_place(editor, ApplicationError(error.message, code=error.code, details=mine))
     rest = {path: problems for path, problems in details.items() if path not in mine}
     return type(error)(error.message, code=error.code, details=rest) if rest else None
+
+
+def entry_check(workspace: Workspace, editor: Editor, rules: Any) -> None:
+    """The service's verdict on the entry rules alone, beside their rows (when another field kept the
+    workflow from being saved, the save did not get to check them)."""
+    if rules is None or editor.json_errors:
+        return
+    try:
+        entry_rules_clean(workspace=workspace, rules=rules)
+    except ValidationFailed as error:
+        entry_errors_take(editor, error)
 
 
 def entry_context(workspace: Workspace, editor: Editor) -> dict[str, Any]:

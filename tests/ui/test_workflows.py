@@ -650,3 +650,17 @@ def test_the_builder_partials_answer_with_the_entry_prefix(ui_client, workspace)
     assert b'name="entry-r' in loaded.content and b'-statuses"' in loaded.content
     odd = client.get("/app/segments/row?group=root&prefix=%22%3E%3Cx")  # an unknown prefix: the page's own
     assert odd.status_code == 200 and b'name="item"' in odd.content
+
+
+def test_a_missing_name_still_reports_the_entry_conditions_errors(ui_client, workspace):
+    data = with_actions(WAIT_ROW, name="", **entry_rows(999999))  # no such tag, and no name
+    response = ui_client().post("/app/workflows/new/", data)
+    assert response.status_code == 400 and response.context["form"].errors["name"]
+    editor = response.context["entry"]
+    assert editor.rows()[1].errors and editor.rows()[1].errors[0].startswith("tag")
+
+
+def test_loading_blank_json_into_the_rows_gives_no_conditions(ui_client, workspace):
+    loaded = ui_client().post("/app/segments/editor?prefix=entry-", {"load": "json", **entry_json(" ")})
+    assert loaded.status_code == 200 and not loaded.context["editor"].items
+    assert b"Not valid JSON" not in loaded.content
