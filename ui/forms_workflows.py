@@ -130,11 +130,6 @@ class WorkflowForm(forms.Form):
         required=False, max_length=100, label="Schedule (cron)", help_text="m h dom mon dow, e.g. 30 9 * * 1-5"
     )
     cron_timezone = forms.CharField(required=False, max_length=64, initial="UTC", label="Schedule time zone")
-    entry_rules = JsonField(
-        label="Entry conditions (segment rules as JSON, optional)",
-        help_text=f"The subscriber must match these when a run starts; empty: everyone. Example: {EXAMPLE_RULES}",
-        widget=forms.Textarea(attrs={**JSON_WIDGET, "rows": 5}),
-    )
     re_entry = forms.ChoiceField(choices=ReEntry.choices, initial=ReEntry.ONCE, label="Re-entry")
     dedupe_property = forms.CharField(
         required=False, max_length=100, label="Dedupe property (optional)",
@@ -191,10 +186,11 @@ class WorkflowForm(forms.Form):
         return {}
 
     def service_fields(self) -> dict[str, Any]:
+        """Every field but the entry rules, which are the segment builder's rows (ui.workflow_entry)."""
         data = self.cleaned_data
         return {
             "name": data["name"], "description": data["description"], "trigger_type": data["trigger_type"],
-            "trigger_config": self.trigger_config(), "entry_rules": data["entry_rules"], "re_entry": data["re_entry"],
+            "trigger_config": self.trigger_config(), "re_entry": data["re_entry"],
             "dedupe_property": data["dedupe_property"],
         }  # fmt: skip
 
@@ -204,7 +200,6 @@ class WorkflowForm(forms.Form):
         kind = workflow.trigger_type
         initial: dict[str, Any] = {
             "name": workflow.name, "description": workflow.description, "trigger_type": kind,
-            "entry_rules": json_text(workflow.entry_rules) if workflow.entry_rules else "",
             "re_entry": workflow.re_entry, "dedupe_property": workflow.dedupe_property,
         }  # fmt: skip
         if kind == TriggerType.EVENT:

@@ -4,7 +4,9 @@
 Only shapes input: every rule (allowed ops, value types, ids of this workspace) stays with
 `subscribers.segments.segment_validate`, whose error paths (`rules.all[2].op`) are mapped back onto rows.
 The form posts flat indexed fields: `item` lists `r:<id>` / `g:<id>` tokens in document order, a row's
-inputs are named `r<id>-<name>`, a group's `g<id>-match`, and `r<id>-group` names a row's group.
+inputs are named `r<id>-<name>`, a group's `g<id>-match`, and `r<id>-group` names a row's group. Inside
+another form (the workflow editor's entry conditions) every name carries a prefix (`entry-`), one of
+PREFIXES, and error paths start at that form's field (`entry_rules.all[1].value`) instead of `rules`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.http import QueryDict
 
+from core.errors import ApplicationError
 from subscribers.segments import ATTRIBUTE_OPS
 
 ROOT = "root"
@@ -30,6 +34,9 @@ SINGLE = (
 )  # fmt: skip
 MULTI = ("statuses", "lists", "tags")
 ITEM_ID = re.compile(r"^[a-z0-9]{1,16}$")
+# The field-name prefixes a builder may use: "" on the segment page, "entry-" in the workflow editor. A
+# fixed set, since the htmx partials take it from the query string.
+PREFIXES = ("", "entry-")
 MAX_ITEMS = 200  # the service allows 100 nodes; this only bounds the work of reading a hostile form
 
 
@@ -93,8 +100,14 @@ class Editor:
 # Reading the posted form ----------------------------------------------------------------------
 
 
-def row_from_data(data: QueryDict, row_id: str, *, group: str | None = None) -> Row:
-    prefix = f"r{row_id}-"
+def prefix_of(data: QueryDict) -> str:
+    """The `prefix` a partial's request names; an unknown one is the segment page's ("")."""
+    prefix = data.get("prefix", "")
+    return prefix if prefix in PREFIXES else ""
+
+
+def row_from_data(data: QueryDict, row_id: str, *, group: str | None = None, form_prefix: str = "") -> Row:
+    prefix = f"{form_prefix}r{row_id}-"
     return Row(
         id=row_id,
         group=group or data.get(prefix + "group") or ROOT,
@@ -105,23 +118,25 @@ def row_from_data(data: QueryDict, row_id: str, *, group: str | None = None) -> 
     )
 
 
-def editor_from_data(data: QueryDict) -> Editor:
+def editor_from_data(data: QueryDict, *, prefix: str = "") -> Editor:
+    match = data.get(prefix + "match")
     editor = Editor(
-        match=data.get("match") if data.get("match") in MATCHES else "all",  # type: ignore[arg-type]
-        source="json" if data.get("source") == "json" else "rows",
-        json_text=data.get("rules_json", ""),
+        match=match if match in MATCHES else "all",  # type: ignore[arg-type]
+        source="json" if data.get(prefix + "source") == "json" else "rows",
+        json_text=data.get(prefix + "rules_json", ""),
     )
     groups: dict[str, Group] = {}
-    for token in data.getlist("item")[:MAX_ITEMS]:
+    for token in data.getlist(prefix + "item")[:MAX_ITEMS]:
         kind, _, ident = token.partition(":")
         if not ITEM_ID.match(ident):
             continue
         if kind == "g" and ident not in groups:
-            match = data.get(f"g{ident}-match")
-            groups[ident] = Group(id=ident, match=match if match in MATCHES else "all")  # type: ignore[arg-type]
+            group_match = data.get(f"{prefix}g{ident}-match")
+            group_match = group_match if group_match in MATCHES else "all"
+            groups[ident] = Group(id=ident, match=group_match)  # type: ignore[arg-type]
             editor.items.append(groups[ident])
         elif kind == "r":
-            row = row_from_data(data, ident)
+            row = row_from_data(data, ident, form_prefix=prefix)
             if row.group in groups:
                 groups[row.group].rows.append(row)
             else:
@@ -200,11 +215,12 @@ def row_node(row: Row) -> dict[str, Any]:
     return {"not": node} if row.negate else node
 
 
-def editor_tree(editor: Editor) -> dict[str, Any]:
-    """The tree the rows describe; also records each row's and group's path for the errors."""
+def editor_tree(editor: Editor, *, root: str = "rules") -> dict[str, Any]:
+    """The tree the rows describe; also records each row's and group's path (under `root`, the field the
+    service names in its errors) for the errors."""
     children: list[dict[str, Any]] = []
     for i, item in enumerate(editor.items):
-        item.path = f"rules.{editor.match}[{i}]"
+        item.path = f"{root}.{editor.match}[{i}]"
         if isinstance(item, Group):
             for j, row in enumerate(item.rows):
                 row.path = f"{item.path}.{item.match}[{j}]"
@@ -227,6 +243,40 @@ def errors_attach(editor: Editor, details: dict[str, Any]) -> None:
         owner = max(owners, key=lambda t: len(t.path))
         rest = key[len(owner.path) :].lstrip(".")
         owner.errors.extend(f"{rest}: {text}" if rest else text for text in texts)
+
+
+def editor_posted(
+    data: QueryDict,
+    *,
+    prefix: str = "",
+    root: str = "rules",
+    source: str | None = None,
+    parse: Callable[[str], Any] = json.loads,
+) -> tuple[Editor, Any]:
+    """The editor as posted and the tree to use (from the rows or the JSON text, as `source` or the form
+    says); None: the JSON is bad (its error is in `json_errors`)."""
+    editor = editor_from_data(data, prefix=prefix)
+    editor.source = source or editor.source
+    if editor.source == "json":
+        try:
+            return editor, parse(editor.json_text)
+        except (ValueError, RecursionError) as error:  # RecursionError: nesting deeper than Python's stack
+            editor.json_errors.append(f"Not valid JSON: {error}")
+            return editor, None
+    tree = editor_tree(editor, root=root)
+    editor.json_text = tree_json(tree)
+    return editor, tree
+
+
+def rule_errors_place(editor: Editor, error: ApplicationError) -> None:
+    """A service error about the rules: beside its rows (rows mode), else listed under the JSON."""
+    details = error.details if isinstance(error.details, dict) else {}
+    if not details:
+        (editor.json_errors if editor.source == "json" else editor.errors).append(error.message)
+    elif editor.source == "json":
+        editor.json_errors.extend(f"{key}: {message}" for key, messages in details.items() for message in messages)
+    else:
+        errors_attach(editor, details)
 
 
 # Rendering a row ------------------------------------------------------------------------------

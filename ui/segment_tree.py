@@ -137,3 +137,12 @@ def editor_from_tree(tree: Any) -> Editor:
         raise Unrepresentable("a condition the editor cannot read") from error
     editor.json_text = tree_json(tree)
     return editor
+
+
+def editor_or_json(tree: Any) -> Editor:
+    """Rows for a saved tree, or (Unrepresentable) the JSON text with a note saying why."""
+    try:
+        return editor_from_tree(tree)
+    except Unrepresentable as reason:
+        note = f"These rules use {reason}, which the form editor cannot show: edit them as JSON below."
+        return Editor(source="json", json_text=tree_json(tree), note=note)

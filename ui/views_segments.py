@@ -8,7 +8,6 @@ preview (a preview writes nothing), marketers create, edit and delete.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Role, Workspace
-from core.errors import ApplicationError, Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
 from sequences.models import Sequence
 from subscribers import segments as segment_services
 from subscribers.models import FieldDefinition, MailingList, MembershipStatus, Segment, SubscriberStatus, Tag
@@ -52,6 +51,7 @@ class BuilderOptions:
     segments: list[Segment]
     sequences: list[Sequence]
     segment_id: int | None = None  # the segment being edited: rows may not refer to it
+    prefix: str = ""  # the inputs' name prefix inside another form (ui.segment_rules.PREFIXES)
     kinds = KIND_LABELS
     engagements = ENGAGEMENT_LABELS
     statuses = SubscriberStatus.choices
@@ -62,7 +62,7 @@ class BuilderOptions:
         return {definition.key: definition.type for definition in self.fields}
 
 
-def _options(workspace: Workspace, *, exclude: Segment | None = None) -> BuilderOptions:
+def builder_options(workspace: Workspace, *, exclude: Segment | None = None, prefix: str = "") -> BuilderOptions:
     segments = Segment.objects.filter(workspace=workspace).order_by("name")
     return BuilderOptions(
         fields=list(FieldDefinition.objects.filter(workspace=workspace).order_by("label")),
@@ -71,6 +71,7 @@ def _options(workspace: Workspace, *, exclude: Segment | None = None) -> Builder
         segments=list(segments.exclude(pk=exclude.pk) if exclude else segments),
         sequences=list(Sequence.objects.filter(workspace=workspace).order_by("name")),
         segment_id=exclude.pk if exclude else None,
+        prefix=prefix,
     )
 
 
@@ -82,7 +83,7 @@ def _segment(workspace: Workspace, segment_id: int) -> Segment:
     return segment
 
 
-def _prepared(editor: Editor, options: BuilderOptions) -> Editor:
+def editor_prepared(editor: Editor, options: BuilderOptions) -> Editor:
     for row in editor.rows():
         _row_prepared(row, options)
     return editor
@@ -104,30 +105,16 @@ def _row_prepared(row: Row, options: BuilderOptions) -> Row:
     return row
 
 
-def _posted(data: QueryDict, *, source: str | None = None) -> tuple[Editor, Any]:
-    """The editor as posted and the tree to use (from the rows or the JSON text, as `source` or the form
-    says); None: the JSON is bad."""
-    editor = rules.editor_from_data(data)
-    editor.source = source or editor.source
-    if editor.source == "json":
-        try:
-            return editor, json.loads(editor.json_text)
-        except (ValueError, RecursionError) as error:  # RecursionError: nesting deeper than Python's stack
-            editor.json_errors.append(f"Not valid JSON: {error}")
-            return editor, None
-    tree = rules.editor_tree(editor)
-    editor.json_text = rules.tree_json(tree)
-    return editor, tree
+def _posted(data: QueryDict, *, prefix: str = "", source: str | None = None) -> tuple[Editor, Any]:
+    return rules.editor_posted(data, prefix=prefix, source=source)
 
 
-def _rule_errors(editor: Editor, error: ApplicationError) -> None:
-    details = error.details if isinstance(error.details, dict) else {}
-    if not details:
-        (editor.json_errors if editor.source == "json" else editor.errors).append(error.message)
-    elif editor.source == "json":
-        editor.json_errors.extend(f"{key}: {message}" for key, messages in details.items() for message in messages)
-    else:
-        rules.errors_attach(editor, details)
+def _prefix(request: HttpRequest) -> str:
+    """The field-name prefix of the form the partial lives in (the workflow editor's: "entry-")."""
+    return rules.prefix_of(request.GET) or rules.prefix_of(request.POST)
+
+
+_rule_errors = rules.rule_errors_place
 
 
 def _save_errors(form: SegmentForm, editor: Editor, error: ValidationFailed) -> None:
@@ -142,11 +129,7 @@ def _save_errors(form: SegmentForm, editor: Editor, error: ValidationFailed) -> 
 def _saved_editor(segment: Segment | None) -> Editor:
     if segment is None:
         return Editor(items=[Row(id=rules.new_id())], json_text=rules.tree_json({"all": []}))
-    try:
-        return segment_tree.editor_from_tree(segment.rules)
-    except segment_tree.Unrepresentable as reason:
-        note = f"These rules use {reason}, which the form editor cannot show: edit them as JSON below."
-        return Editor(source="json", json_text=rules.tree_json(segment.rules), note=note)
+    return segment_tree.editor_or_json(segment.rules)
 
 
 # List -----------------------------------------------------------------------------------------
@@ -200,10 +183,10 @@ def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
     else:
         initial = {"name": segment.name, "description": segment.description} if segment else {}
         form, editor, status = SegmentForm(initial=initial), _saved_editor(segment), 200
-    options = _options(workspace, exclude=segment)
+    options = builder_options(workspace, exclude=segment)
     context = {
         "form": form,
-        "editor": _prepared(editor, options),
+        "editor": editor_prepared(editor, options),
         "options": options,
         "segment": segment,
         "can_write": may(request.role, Role.MARKETER),  # type: ignore[attr-defined]
@@ -265,15 +248,18 @@ def segment_preview(request: HttpRequest) -> HttpResponse:
 def segment_editor(request: HttpRequest) -> HttpResponse:
     """`load=json`: rebuild the rows from the JSON text; else: write the rows' tree into the JSON text."""
     load_json = request.POST.get("load") == "json"
-    editor, tree = _posted(request.POST, source="json" if load_json else "rows")
-    if load_json and tree is not None:
+    prefix = _prefix(request)
+    editor, tree = _posted(request.POST, prefix=prefix, source="json" if load_json else "rows")
+    if load_json and not editor.json_text.strip():  # a blank text loads as no conditions, not as bad JSON
+        editor = Editor(match=editor.match)
+    elif load_json and tree is not None:
         try:
             editor = segment_tree.editor_from_tree(tree)
         except segment_tree.Unrepresentable as reason:
             editor.source = "json"
             editor.note = f"The JSON uses {reason}, which the form editor cannot show: keep editing it as JSON."
-    options = _options(request_workspace(request), exclude=_exclude(request))
-    context = {"editor": _prepared(editor, options), "options": options, "json_open": True}  # the user is in it
+    options = builder_options(request_workspace(request), exclude=_exclude(request), prefix=prefix)
+    context = {"editor": editor_prepared(editor, options), "options": options, "json_open": True}  # the user is in it
     return render(request, "ui/segments/_editor.html", context)
 
 
@@ -290,12 +276,12 @@ def segment_row(request: HttpRequest) -> HttpResponse:
     operator (its current inputs are in the query)."""
     row_id, group = request.GET.get("id", ""), request.GET.get("group", rules.ROOT)
     if rules.ITEM_ID.match(row_id):
-        row = rules.row_from_data(request.GET, row_id)
+        row = rules.row_from_data(request.GET, row_id, form_prefix=_prefix(request))
     elif group == rules.ROOT or rules.ITEM_ID.match(group):
         row = Row(id=rules.new_id(), group=group)
     else:
         raise Http404("No such group.")
-    options = _options(request_workspace(request), exclude=_exclude(request))
+    options = builder_options(request_workspace(request), exclude=_exclude(request), prefix=_prefix(request))
     return render(request, "ui/segments/_row.html", {"row": _row_prepared(row, options), "options": options})
 
 
@@ -305,6 +291,6 @@ def segment_group(request: HttpRequest) -> HttpResponse:
     """A new nested group holding one empty row."""
     group = Group(id=rules.new_id())
     group.rows.append(Row(id=rules.new_id(), group=group.id))
-    options = _options(request_workspace(request), exclude=_exclude(request))
+    options = builder_options(request_workspace(request), exclude=_exclude(request), prefix=_prefix(request))
     _row_prepared(group.rows[0], options)
     return render(request, "ui/segments/_group.html", {"group": group, "options": options})

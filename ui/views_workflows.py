@@ -29,7 +29,9 @@ from ui.forms_workflow_actions import (
     workflow_errors_place,
 )
 from ui.forms_workflows import WorkflowForm, json_text
+from ui.segment_rules import Editor
 from ui.workflow_display import trigger_summary
+from ui.workflow_entry import entry_check, entry_context, entry_errors_take, entry_posted, entry_saved
 
 ROW_OP_RE = re.compile(r"^(remove|up|down)-(\d{1,3})$")
 
@@ -93,14 +95,14 @@ def workflow_action(request: HttpRequest, workflow_id: int, action: str) -> Http
 
 
 def _editor_context(
-    request: HttpRequest, workflow: Workflow | None, form: WorkflowForm, rows: list[ActionForm]
+    request: HttpRequest, workflow: Workflow | None, form: WorkflowForm, rows: list[ActionForm], entry: Editor
 ) -> dict[str, Any]:
     hook_url = None
     if workflow is not None and workflow.trigger_type == TriggerType.WEBHOOK:
         hook_url = request.build_absolute_uri(f"/hooks/{workflow.hook_token}")  # as the API's hook_url
     return {
         "workflow": workflow, "form": form, "rows": rows, "action_kinds": ACTION_KINDS, "hook_url": hook_url,
-        "nav": "workflows",
+        "nav": "workflows", **entry_context(request_workspace(request), entry),
     }  # fmt: skip
 
 
@@ -128,30 +130,37 @@ def _editor(request: HttpRequest, workflow: Workflow | None) -> HttpResponse:
         form = WorkflowForm(initial=WorkflowForm.initial_of(workflow) if workflow else {}, workspace=workspace)
         nodes = workflow.actions if workflow else []
         rows = action_forms([ActionForm.row_of(n) for n in nodes], workspace=workspace, bound=False)
-        return render(request, "ui/workflows/edit.html", _editor_context(request, workflow, form, rows))
+        entry = entry_saved(workflow.entry_rules if workflow else None)
+        return render(request, "ui/workflows/edit.html", _editor_context(request, workflow, form, rows, entry))
     posted = action_rows_posted(request.POST)
+    entry, entry_rules = entry_posted(request.POST)
     op = request.POST.get("op", "save")
     if op != "save":  # rearranging the unsaved actions: show the values as typed, without errors
         form = WorkflowForm(initial=request.POST.dict(), workspace=workspace)
         changed = _row_op(op, posted, request.POST.get("new_action_type", ""))
         rows = action_forms(changed, workspace=workspace, bound=False)
-        return render(request, "ui/workflows/edit.html", _editor_context(request, workflow, form, rows))
+        entry.json_errors.clear()
+        return render(request, "ui/workflows/edit.html", _editor_context(request, workflow, form, rows, entry))
     form = WorkflowForm(request.POST, workspace=workspace)
     rows = action_forms(posted, workspace=workspace, bound=True)
     rows_valid = [row.is_valid() for row in rows]  # every row validated, so each shows its own errors
-    if form.is_valid() and all(rows_valid):
-        fields = {**form.service_fields(), "actions": [row.node() for row in rows]}
+    if form.is_valid() and all(rows_valid) and not entry.json_errors:
+        fields = {**form.service_fields(), "entry_rules": entry_rules, "actions": [row.node() for row in rows]}
         try:
             if workflow is None:
                 workflow = automation_services.workflow_create(workspace=workspace, **fields)
             else:
                 workflow = automation_services.workflow_update(workspace=workspace, workflow=workflow, **fields)
         except ApplicationError as error:
-            workflow_errors_place(form, rows, error)
+            rest = entry_errors_take(entry, error)
+            if rest is not None:
+                workflow_errors_place(form, rows, rest)
         else:
             messages.success(request, f"Saved {workflow.name}.")
             return redirect("ui:workflow", workflow_id=workflow.pk)
-    context = _editor_context(request, workflow, form, rows)
+    else:  # not saved for another field's sake: still say what is wrong with the entry conditions
+        entry_check(workspace, entry, entry_rules)
+    context = _editor_context(request, workflow, form, rows, entry)
     return render(request, "ui/workflows/edit.html", context, status=400)
 
 

@@ -16,7 +16,7 @@ document.addEventListener("click", (event) => {
 // What was edited last is what Preview and Save read: typing in the JSON selects "this JSON", changing a
 // row selects "the editor above" (the radio stays visible and can be set by hand).
 function chooseSource(value) {
-  const radio = document.querySelector(`input[name="source"][value="${value}"]`);
+  const radio = document.querySelector(`input[data-seg-source][value="${value}"]`);
   if (radio) radio.checked = true;
 }
 

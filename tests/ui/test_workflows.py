@@ -26,12 +26,13 @@ from tests.factories import (
     UserFactory,
 )
 from ui.forms_workflow_actions import ACTION_KINDS
+from ui.segment_rules import Editor, Group
 
 pytestmark = pytest.mark.django_db
 
 BASE = {
     "name": "After an order", "description": "", "trigger_type": "event", "event_name": "order_placed",
-    "event_properties": "", "entry_rules": "", "re_entry": "once", "dedupe_property": "", "cron_timezone": "UTC",
+    "event_properties": "", "re_entry": "once", "dedupe_property": "", "cron_timezone": "UTC",
     "offset_days": "0", "at_hour": "9", "op": "save",
 }  # fmt: skip
 WAIT = {"type": "wait", "duration": {"value": 1, "unit": "hours"}}
@@ -57,9 +58,37 @@ def with_actions(*rows: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return data
 
 
+def entry_json(text: str) -> dict[str, str]:
+    """The entry conditions typed in the builder's JSON panel (and chosen as the source)."""
+    return {"entry-source": "json", "entry-rules_json": text}
+
+
+def entry_back(editor: Editor) -> dict[str, Any]:
+    """What the entry conditions' inputs post as rendered: the segment builder's rows, prefixed `entry-`."""
+    data: dict[str, Any] = {
+        "entry-match": editor.match, "entry-source": editor.source, "entry-rules_json": editor.json_text,
+        "entry-item": [],
+    }  # fmt: skip
+    for item in editor.items:
+        rows = item.rows if isinstance(item, Group) else [item]
+        if isinstance(item, Group):
+            data["entry-item"].append(f"g:{item.id}")
+            data[f"entry-g{item.id}-match"] = item.match
+        for row in rows:
+            data["entry-item"].append(f"r:{row.id}")
+            prefix = f"entry-r{row.id}-"
+            data.update({prefix + "group": row.group, prefix + "kind": row.kind})
+            data.update({prefix + name: value for name, value in row.values.items()})
+            data.update({prefix + name: values for name, values in row.choices.items()})
+            if row.negate:
+                data[prefix + "negate"] = "on"
+    return data
+
+
 def posted_back(response) -> dict[str, Any]:
     """What a browser would post for the editor page as rendered (every form's shown values)."""
     data: dict[str, Any] = {"op": "save", "action_count": str(len(response.context["rows"]))}
+    data.update(entry_back(response.context["entry"]))
     for form in [response.context["form"], *response.context["rows"]]:
         for bound in form:
             value = bound.value()
@@ -117,7 +146,7 @@ def test_create_with_an_event_trigger_and_two_actions(ui_client, workspace):
         with_actions(
             {"type": "send_email", "template": str(template.pk)},
             {"type": "wait", "duration_value": "2", "duration_unit": "days"},
-            entry_rules='{"status": "active"}', dedupe_property="order_id", re_entry="always",
+            **entry_json('{"status": "active"}'), dedupe_property="order_id", re_entry="always",
         ),
     )  # fmt: skip
     assert response.status_code == 302, errors_of(response)
@@ -233,8 +262,6 @@ def test_a_service_error_is_shown_beside_its_action_and_the_input_is_kept(ui_cli
          ("row", 0, "duration_value"), "Must be an integer"),
         ({"a0-type": "branch", "a0-rules": "{not json"}, ("row", 0, "rules"), "Not valid JSON"),
         ({"a0-type": "send_email"}, ("row", 0, "template"), "Choose a template."),
-        ({"entry_rules": '{"all": [{"status": "active"}, {"tag": 999999}]}'}, ("form", "entry_rules"),
-         "entry_rules.all[1].tag"),
         ({"event_name": ""}, ("form", "event_name"), "Must be a non-empty string."),
         ({"trigger_type": "cron", "cron": "every day"}, ("form", "cron"), "cron"),
         ({"trigger_type": "date", "date_field": ""}, ("form", "date_field"), "Must be"),
@@ -450,7 +477,9 @@ def test_a_run_waiting_for_an_event_says_so_in_the_log(ui_client, workspace):
         {"a0-type": "branch", "a0-rules": "[" * 5000 + "]" * 5000},  # Python's parser would recurse out
         {"a0-type": "branch", "a0-rules": '{"status": "active"}', "a0-then": '[{"type": "goal", "name": NaN}]'},
         {"a0-type": "update_field", "a0-field": "first_name", "a0-value": "1e999", "a0-value_literal": "on"},
-        {"entry_rules": '{"all": [{"attribute": "x", "op": "gt", "value": 1e999}]}'},
+        entry_json('{"all": [{"attribute": "x", "op": "gt", "value": 1e999}]}'),
+        entry_json("[" * 5000 + "]" * 5000),
+        {"entry-item": ["r:a1", "g:zz", "r:!!", "x:1"], "entry-ra1-kind": "nonsense", "entry-match": "neither"},
         {"action_count": "99999"},
         {"action_count": "-3", "op": "up-0"},
         {"op": "remove-99"},
@@ -497,3 +526,141 @@ def test_the_editor_reads_its_choices_once_not_once_per_action(ui_client, worksp
         return len(captured)
 
     assert queries_for(2) == queries_for(30)
+
+
+# Entry conditions: the segment builder's rows inside the workflow form ----------------------------
+
+
+def entry_rows(tag_id: int) -> dict[str, Any]:
+    """Two condition rows (status is active, has the tag) as the builder posts them, prefixed `entry-`."""
+    return {
+        "entry-match": "all", "entry-source": "rows", "entry-rules_json": "", "entry-item": ["r:a1", "r:b2"],
+        "entry-ra1-kind": "status", "entry-ra1-statuses": ["active"],
+        "entry-rb2-kind": "tag", "entry-rb2-tags": [str(tag_id)],
+    }  # fmt: skip
+
+
+def test_entry_conditions_are_built_from_rows(ui_client, workspace):
+    tag = TagFactory(workspace=workspace, name="vip")
+    client = ui_client()
+    page = client.get("/app/workflows/new/")
+    assert page.status_code == 200 and b'name="entry-match"' in page.content and b"segments.js" in page.content
+    assert b"prefix=entry-" in page.content  # the rows' htmx partials know their inputs' prefix
+    response = client.post("/app/workflows/new/", with_actions(WAIT_ROW, **entry_rows(tag.pk)))
+    assert response.status_code == 302, errors_of(response)
+    workflow = Workflow.objects.get(workspace=workspace)
+    assert workflow.entry_rules == {"all": [{"status": ["active"]}, {"tag": [tag.pk]}]}
+
+
+def test_no_condition_rows_and_blank_json_store_no_entry_rules(ui_client, workspace):
+    client = ui_client()
+    assert client.post("/app/workflows/new/", with_actions(WAIT_ROW)).status_code == 302
+    workflow = Workflow.objects.get(workspace=workspace)
+    assert workflow.entry_rules is None
+    services.workflow_update(workspace=workspace, workflow=workflow, entry_rules={"status": "active"})
+    page = client.get(f"/app/workflows/{workflow.pk}/")
+    emptied = {**posted_back(page), "entry-item": []}
+    assert client.post(f"/app/workflows/{workflow.pk}/", emptied).status_code == 302
+    workflow.refresh_from_db()
+    assert workflow.entry_rules is None
+    services.workflow_update(workspace=workspace, workflow=workflow, entry_rules={"status": "active"})
+    blank = {**posted_back(page), **entry_json("  ")}
+    assert client.post(f"/app/workflows/{workflow.pk}/", blank).status_code == 302
+    workflow.refresh_from_db()
+    assert workflow.entry_rules is None
+
+
+def test_the_edit_page_shows_stored_entry_rules_as_rows_and_saves_them_back(ui_client, workspace):
+    tag = TagFactory(workspace=workspace)
+    rules = {"any": [{"status": ["active"]}, {"all": [{"tag": [tag.pk]}, {"not": {"status": ["bounced"]}}]}]}
+    workflow = workflow_make(workspace, name="Tagged", actions=[WAIT], trigger_type="api", trigger_config={})
+    services.workflow_update(workspace=workspace, workflow=workflow, entry_rules=rules)
+    client = ui_client()
+    page = client.get(f"/app/workflows/{workflow.pk}/")
+    editor = page.context["entry"]
+    assert page.status_code == 200 and editor.source == "rows" and editor.match == "any"
+    assert [row.kind for row in editor.rows()] == ["status", "tag", "status"] and len(editor.groups()) == 1
+    group_id = editor.groups()[0].id
+    assert f'name="entry-g{group_id}-match"'.encode() in page.content
+    assert client.post(f"/app/workflows/{workflow.pk}/", posted_back(page)).status_code == 302
+    workflow.refresh_from_db()
+    assert workflow.entry_rules == rules
+
+
+def test_an_unrepresentable_entry_tree_is_edited_as_json_and_round_trips(ui_client, workspace):
+    rules = {"all": [{"any": [{"status": ["active"]}, {"all": [{"status": ["bounced"]}]}]}]}  # 2 levels deep
+    workflow = workflow_make(workspace, name="Deep", actions=[WAIT], trigger_type="api", trigger_config={})
+    services.workflow_update(workspace=workspace, workflow=workflow, entry_rules=rules)
+    client = ui_client()
+    page = client.get(f"/app/workflows/{workflow.pk}/")
+    editor = page.context["entry"]
+    assert editor.source == "json" and not editor.items and "cannot show" in editor.note
+    assert b"edit them as JSON below" in page.content and b'name="entry-rules_json"' in page.content
+    assert client.post(f"/app/workflows/{workflow.pk}/", posted_back(page)).status_code == 302
+    workflow.refresh_from_db()
+    assert workflow.entry_rules == rules
+
+
+def test_a_bad_entry_condition_is_shown_beside_its_row_and_the_rows_are_kept(ui_client, workspace):
+    tag = TagFactory(workspace=workspace)
+    data = with_actions(WAIT_ROW, description="Kept", **entry_rows(tag.pk))
+    data["entry-rb2-tags"] = ["999999"]  # no such tag in this workspace
+    response = ui_client().post("/app/workflows/new/", data)
+    assert response.status_code == 400
+    editor = response.context["entry"]
+    assert [row.kind for row in editor.rows()] == ["status", "tag"]
+    assert editor.rows()[1].errors and not editor.rows()[0].errors and not editor.errors
+    assert editor.rows()[1].errors[0].encode() in response.content.replace(b"&#x27;", b"'")
+    assert b'id="err-rb2"' in response.content and b"Kept" in response.content
+    assert not Workflow.objects.filter(workspace=workspace).exists()
+
+
+def test_bad_entry_json_is_shown_under_the_json_with_its_path(ui_client, workspace):
+    client = ui_client()
+    refused = client.post("/app/workflows/new/", with_actions(WAIT_ROW, **entry_json('{"all": [{"tag": 999999}]}')))
+    assert refused.status_code == 400
+    assert any("entry_rules.all[0].tag" in e for e in refused.context["entry"].json_errors)
+    assert b"entry_rules.all[0].tag" in refused.content and b"999999" in refused.content
+    broken = client.post("/app/workflows/new/", with_actions(WAIT_ROW, **entry_json("{not json")))
+    assert broken.status_code == 400 and b"Not valid JSON" in broken.content
+    assert not Workflow.objects.filter(workspace=workspace).exists()
+
+
+def test_rearranging_actions_keeps_the_entry_rows(ui_client, workspace):
+    tag = TagFactory(workspace=workspace)
+    data = with_actions(WAIT_ROW, WAIT_ROW, op="remove-1", **entry_rows(tag.pk))
+    response = ui_client().post("/app/workflows/new/", data)
+    assert response.status_code == 200
+    assert [row.kind for row in response.context["entry"].rows()] == ["status", "tag"]
+
+
+def test_the_builder_partials_answer_with_the_entry_prefix(ui_client, workspace):
+    client = ui_client(Role.VIEWER)
+    row = client.get("/app/segments/row?group=root&prefix=entry-")
+    assert row.status_code == 200 and b'name="entry-item"' in row.content and b'-kind"' in row.content
+    assert b'name="entry-r' in row.content and b"prefix=entry-" in row.content
+    group = client.get("/app/segments/group?prefix=entry-")
+    assert b'name="entry-item" value="g:' in group.content
+    changed = client.get("/app/segments/row?id=a1&prefix=entry-&entry-ra1-kind=tag")
+    assert b'name="entry-ra1-tags"' in changed.content
+    loaded = client.post(
+        "/app/segments/editor?prefix=entry-", {"load": "json", **entry_json('{"all": [{"status": "active"}]}')}
+    )
+    assert loaded.status_code == 200 and b'name="entry-match"' in loaded.content
+    assert b'name="entry-r' in loaded.content and b'-statuses"' in loaded.content
+    odd = client.get("/app/segments/row?group=root&prefix=%22%3E%3Cx")  # an unknown prefix: the page's own
+    assert odd.status_code == 200 and b'name="item"' in odd.content
+
+
+def test_a_missing_name_still_reports_the_entry_conditions_errors(ui_client, workspace):
+    data = with_actions(WAIT_ROW, name="", **entry_rows(999999))  # no such tag, and no name
+    response = ui_client().post("/app/workflows/new/", data)
+    assert response.status_code == 400 and response.context["form"].errors["name"]
+    editor = response.context["entry"]
+    assert editor.rows()[1].errors and editor.rows()[1].errors[0].startswith("tag")
+
+
+def test_loading_blank_json_into_the_rows_gives_no_conditions(ui_client, workspace):
+    loaded = ui_client().post("/app/segments/editor?prefix=entry-", {"load": "json", **entry_json(" ")})
+    assert loaded.status_code == 200 and not loaded.context["editor"].items
+    assert b"Not valid JSON" not in loaded.content
