@@ -450,7 +450,7 @@ def test_an_unsubscribed_subscriber_is_never_enrolled_again(client, workspace, s
 
 
 def test_pixel_and_click_are_rate_limited_per_ip(client, message, settings):
-    settings.TRACKING_RATE_LIMIT = "3/m"
+    settings.TRACKING_RATE_LIMIT = "3/h"  # per hour: a fixed window ending mid-test would reset the count
     pixel = path_of(TokenPurpose.OPEN, message.pk)
     statuses = [get(client, pixel, REMOTE_ADDR="198.51.100.1").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
@@ -465,7 +465,7 @@ def test_pixel_and_click_are_rate_limited_per_ip(client, message, settings):
 
 
 def test_unsubscribe_posts_are_rate_limited_per_ip(client, message, settings):
-    settings.TRACKING_RATE_LIMIT_UNSUBSCRIBE = "2/m"
+    settings.TRACKING_RATE_LIMIT_UNSUBSCRIBE = "2/h"  # per hour: a fixed window ending mid-test would reset the count
     path = path_of(TokenPurpose.UNSUBSCRIBE, message.pk)
     statuses = [
         client.post(path, {"List-Unsubscribe": "One-Click"}, REMOTE_ADDR="198.51.100.9").status_code for _ in range(3)

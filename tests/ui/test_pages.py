@@ -79,7 +79,7 @@ def test_log_in_through_the_form_lands_on_the_dashboard_and_log_out_ends_the_ses
 
 
 def test_login_attempts_are_limited_per_address(workspace, settings):
-    settings.API_THROTTLE_AUTH = "3/m"
+    settings.API_THROTTLE_AUTH = "3/h"  # per hour: a fixed window ending mid-test would reset the count
     client = Client()
     attempt = {"username": "x@example.com", "password": "guess"}
     statuses = [client.post("/app/login/", attempt).status_code for _ in range(4)]
