@@ -4,7 +4,6 @@ subscribers services with the API's roles, errors land on the field with a 400, 
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from accounts.models import Role
 from subscribers.models import (
@@ -22,27 +21,12 @@ from subscribers.models import (
 from tests.factories import (
     FieldDefinitionFactory,
     MailingListFactory,
-    MembershipFactory,
     SequenceFactory,
     SubscriberFactory,
     TagFactory,
-    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ui_client(workspace):
-    def make(role: str = Role.MARKETER, ws=None, enforce_csrf_checks: bool = False) -> Client:
-        user = UserFactory()
-        MembershipFactory(workspace=ws or workspace, user=user, role=role)
-        client = Client(enforce_csrf_checks=enforce_csrf_checks)
-        client.force_login(user)
-        client.user = user  # type: ignore[attr-defined]
-        return client
-
-    return make
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Role
@@ -14,26 +13,12 @@ from sequences.models import Campaign, CampaignStatus, Message, MessageStatus, T
 from subscribers.models import Event, EventType, ListMembership, Segment
 from tests.factories import (
     MailingListFactory,
-    MembershipFactory,
     SubscriberFactory,
     TagFactory,
     TemplateFactory,
-    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ui_client(workspace):
-    def make(role: str = Role.MARKETER, ws=None, enforce_csrf_checks: bool = False) -> Client:
-        user = UserFactory()
-        MembershipFactory(workspace=ws or workspace, user=user, role=role)
-        client = Client(enforce_csrf_checks=enforce_csrf_checks)
-        client.force_login(user)
-        return client
-
-    return make
 
 
 @pytest.fixture

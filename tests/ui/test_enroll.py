@@ -4,7 +4,6 @@ the services, with every refusal reported by reason."""
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from accounts.models import Role
 from sequences.models import Enrollment, SequenceStatus
@@ -12,27 +11,13 @@ from subscribers.models import SubscriberStatus
 from subscribers.services.audience import list_members_add
 from tests.factories import (
     MailingListFactory,
-    MembershipFactory,
     SequenceFactory,
     StepFactory,
     SubscriberFactory,
-    UserFactory,
     WorkspaceFactory,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ui_client(workspace):
-    def make(role: str = Role.MARKETER, ws=None, enforce_csrf_checks: bool = False) -> Client:
-        user = UserFactory()
-        MembershipFactory(workspace=ws or workspace, user=user, role=role)
-        client = Client(enforce_csrf_checks=enforce_csrf_checks)
-        client.force_login(user)
-        return client
-
-    return make
 
 
 @pytest.fixture

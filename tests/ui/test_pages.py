@@ -32,22 +32,19 @@ from ui.access import SESSION_KEY
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["/app/", "/app/subscribers/", "/app/subscribers/import/", "/app/sequences/", "/app/settings/"]
+PAGES = [
+    "/app/", "/app/subscribers/", "/app/subscribers/import/", "/app/subscribers/new/", "/app/segments/",
+    "/app/segments/new/", "/app/lists/", "/app/tags/", "/app/fields/", "/app/templates/", "/app/templates/new/",
+    "/app/sequences/", "/app/sequences/new/", "/app/campaigns/", "/app/campaigns/new/", "/app/workflows/",
+    "/app/workflows/new/", "/app/settings/", "/app/settings/members/", "/app/settings/webhooks/new/",
+    "/app/outbox/",
+]  # fmt: skip
 
 
 @pytest.fixture
-def ui_client(workspace):
-    """`ui_client(role, workspace=...)`: a browser-like client signed in as a member with that role."""
-
-    def make(role: str = Role.OWNER, ws=None, enforce_csrf_checks: bool = False) -> Client:
-        user = UserFactory()
-        MembershipFactory(workspace=ws or workspace, user=user, role=role)
-        client = Client(enforce_csrf_checks=enforce_csrf_checks)
-        client.force_login(user)
-        client.user = user  # type: ignore[attr-defined]
-        return client
-
-    return make
+def ui_client(ui_client):
+    """Owners by default here (tests/ui/conftest.py)."""
+    return lambda role=Role.OWNER, **options: ui_client(role, **options)
 
 
 @pytest.mark.parametrize("path", [*PAGES, "/app/subscribers/export.csv"])
@@ -86,19 +83,28 @@ def test_login_attempts_are_limited_per_address(workspace, settings):
     assert statuses == [200, 200, 200, 429]
 
 
+# Pages that are only a form a viewer may not send: refused to viewers outright.
+FORM_ONLY = {"/app/subscribers/import/", "/app/subscribers/new/", "/app/settings/webhooks/new/"}
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_renders(ui_client, path):
-    response = ui_client(Role.MARKETER).get(path)
+    response = ui_client().get(path)  # an owner
     assert response.status_code == 200
     assert b"<h1" in response.content
 
 
-@pytest.mark.parametrize("path", [p for p in PAGES if p != "/app/subscribers/import/"])
+@pytest.mark.parametrize("path", [p for p in PAGES if p not in FORM_ONLY])
 def test_every_read_only_page_renders_for_a_viewer_who_is_not_offered_the_import(ui_client, path):
     client = ui_client(Role.VIEWER)
     assert client.get(path).status_code == 200
     assert client.get("/app/subscribers/import/").status_code == 403
     assert b"Import CSV" not in client.get("/app/subscribers/").content
+
+
+@pytest.mark.parametrize("path", sorted(FORM_ONLY))
+def test_form_only_pages_are_refused_to_viewers(ui_client, path):
+    assert ui_client(Role.VIEWER).get(path).status_code == 403
 
 
 def test_csp_header_allows_no_inline_script(ui_client):

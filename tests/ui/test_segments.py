@@ -5,33 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.test import Client
 
 from accounts.models import Role
 from subscribers.models import FieldType, Segment, SubscriberStatus
 from tests.factories import (
     FieldDefinitionFactory,
     MailingListFactory,
-    MembershipFactory,
     SubscriberFactory,
     TagFactory,
-    UserFactory,
 )
 from ui import segment_rules, segment_tree
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ui_client(workspace):
-    def make(role: str = Role.MARKETER, ws=None, enforce_csrf_checks: bool = False) -> Client:
-        user = UserFactory()
-        MembershipFactory(workspace=ws or workspace, user=user, role=role)
-        client = Client(enforce_csrf_checks=enforce_csrf_checks)
-        client.force_login(user)
-        return client
-
-    return make
 
 
 def form(name: str = "Engaged VIPs", match: str = "all", **fields: object) -> dict[str, object]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Role
@@ -11,12 +10,10 @@ from sequences.models import Sequence, SequenceStatus, Step
 from tests.factories import (
     EnrollmentFactory,
     MailingListFactory,
-    MembershipFactory,
     SequenceFactory,
     StepFactory,
     SubscriberFactory,
     TemplateFactory,
-    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -25,18 +22,6 @@ FIELDS = {
     "name": "Welcome", "description": "Onboarding", "send_days": ["0", "2", "4"], "send_start_hour": "9",
     "send_end_hour": "17", "goal_event": "purchased", "re_entry": "never", "mailing_list": "",
 }  # fmt: skip
-
-
-@pytest.fixture
-def ui_client(workspace):
-    def make(role: str = Role.MARKETER, ws=None, enforce_csrf_checks: bool = False) -> Client:
-        user = UserFactory()
-        MembershipFactory(workspace=ws or workspace, user=user, role=role)
-        client = Client(enforce_csrf_checks=enforce_csrf_checks)
-        client.force_login(user)
-        return client
-
-    return make
 
 
 def steps_of(sequence: Sequence) -> list[Step]:

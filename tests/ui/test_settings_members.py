@@ -14,16 +14,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def ui_client(workspace):
-    def make(role: str = Role.ADMIN, ws=None, enforce_csrf_checks: bool = False) -> Client:
-        user = UserFactory()
-        membership = MembershipFactory(workspace=ws or workspace, user=user, role=role)
-        client = Client(enforce_csrf_checks=enforce_csrf_checks)
-        client.force_login(user)
-        client.membership = membership  # type: ignore[attr-defined]
-        return client
-
-    return make
+def ui_client(ui_client):
+    """Admins by default here (tests/ui/conftest.py)."""
+    return lambda role=Role.ADMIN, **options: ui_client(role, **options)
 
 
 def add(client: Client, email: str, role: str, password: str = ""):

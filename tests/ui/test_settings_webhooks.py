@@ -4,13 +4,11 @@ delivery log with retries, delete; admins only for writes, another workspace's e
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Role
 from automation import outgoing
 from automation.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -18,15 +16,9 @@ PUBLIC_URL = "https://93.184.215.14/hooks/in"  # a public address: the SSRF guar
 
 
 @pytest.fixture
-def ui_client(workspace):
-    def make(role: str = Role.ADMIN, ws=None, enforce_csrf_checks: bool = False) -> Client:
-        user = UserFactory()
-        MembershipFactory(workspace=ws or workspace, user=user, role=role)
-        client = Client(enforce_csrf_checks=enforce_csrf_checks)
-        client.force_login(user)
-        return client
-
-    return make
+def ui_client(ui_client):
+    """Admins by default here (tests/ui/conftest.py)."""
+    return lambda role=Role.ADMIN, **options: ui_client(role, **options)
 
 
 @pytest.fixture

@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import pytest
 from django.core import mail
-from django.test import Client
 
 from accounts.models import Role
 from sequences.models import Template
-from tests.factories import MembershipFactory, TemplateFactory, UserFactory
+from tests.factories import TemplateFactory
 
 pytestmark = pytest.mark.django_db
 
 FIELDS = {"name": "Welcome", "subject": "Hi {{ subscriber.first_name }}", "preheader": "", "text": ""}
-
-
-@pytest.fixture
-def ui_client(workspace):
-    def make(role: str = Role.MARKETER, ws=None, enforce_csrf_checks: bool = False) -> Client:
-        user = UserFactory()
-        MembershipFactory(workspace=ws or workspace, user=user, role=role)
-        client = Client(enforce_csrf_checks=enforce_csrf_checks)
-        client.force_login(user)
-        client.user = user  # type: ignore[attr-defined]
-        return client
-
-    return make
 
 
 def test_list_and_new_page_render_for_a_viewer_but_only_in_the_own_workspace(ui_client, workspace, other_workspace):

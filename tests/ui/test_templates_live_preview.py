@@ -7,28 +7,15 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.test import Client
 
 from accounts.models import Role
 from sequences.models import Template
-from tests.factories import MembershipFactory, TemplateFactory, UserFactory
+from tests.factories import TemplateFactory
 
 pytestmark = pytest.mark.django_db
 
 KEY = "k3y-for-this-editor_page"
 PREVIEW = "/app/templates/preview/"
-
-
-@pytest.fixture
-def ui_client(workspace):
-    def make(role: str = Role.MARKETER, ws=None, enforce_csrf_checks: bool = False) -> Client:
-        user = UserFactory()
-        MembershipFactory(workspace=ws or workspace, user=user, role=role)
-        client = Client(enforce_csrf_checks=enforce_csrf_checks)
-        client.force_login(user)
-        return client
-
-    return make
 
 
 def draft(**parts: str) -> dict[str, str]:

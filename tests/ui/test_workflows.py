@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from accounts.models import Role
 from automation import services
@@ -18,12 +17,10 @@ from tests.automation.test_engine_support import workflow_make
 from tests.factories import (
     FieldDefinitionFactory,
     MailingListFactory,
-    MembershipFactory,
     SequenceFactory,
     SubscriberFactory,
     TagFactory,
     TemplateFactory,
-    UserFactory,
 )
 from ui.forms_workflow_actions import ACTION_KINDS
 from ui.segment_rules import Editor, Group
@@ -36,18 +33,6 @@ BASE = {
     "offset_days": "0", "at_hour": "9", "op": "save",
 }  # fmt: skip
 WAIT = {"type": "wait", "duration": {"value": 1, "unit": "hours"}}
-
-
-@pytest.fixture
-def ui_client(workspace):
-    def make(role: str = Role.MARKETER, ws=None, enforce_csrf_checks: bool = False) -> Client:
-        user = UserFactory()
-        MembershipFactory(workspace=ws or workspace, user=user, role=role)
-        client = Client(enforce_csrf_checks=enforce_csrf_checks)
-        client.force_login(user)
-        return client
-
-    return make
 
 
 def with_actions(*rows: dict[str, Any], **fields: Any) -> dict[str, Any]:
