@@ -36,6 +36,7 @@ from subscribers.models import ImportStatus
 from subscribers.segments import segment_q
 from ui import selectors
 from ui.access import may, request_workspace, workspace_switch, workspace_view
+from ui.actions import button_change
 from ui.forms import ApiKeyForm, ImportForm, SubscriberFilterForm, WorkspaceSettingsForm, form_errors_add
 from ui.views_profile import profile_context
 
@@ -261,12 +262,10 @@ def sequence_action(request: HttpRequest, sequence_id: int, action: str) -> Http
         raise Http404("No such action.")
     workspace = request_workspace(request)
     sequence: Sequence = sequence_selectors.sequence_get(workspace=workspace, sequence_id=sequence_id)
-    try:
-        sequence = SEQUENCE_ACTIONS[action](workspace=workspace, sequence=sequence)
-    except ApplicationError as error:
-        messages.error(request, f"{sequence.name}: {error.message}")
-    else:
-        messages.success(request, f"{sequence.name} is {sequence.status}.")
+    button_change(
+        request, lambda: SEQUENCE_ACTIONS[action](workspace=workspace, sequence=sequence),
+        done=lambda changed: f"{changed.name} is {changed.status}.", subject=sequence.name,
+    )  # fmt: skip
     return redirect("ui:sequences")
 
 

@@ -25,6 +25,7 @@ from sequences.campaigns import EDITABLE_STATUSES
 from sequences.models import Campaign, CampaignStatus
 from subscribers.models import MailingList, Segment, Tag
 from ui.access import request_workspace, workspace_view
+from ui.actions import button_change
 from ui.forms import form_errors_add
 from ui.forms_campaigns import AUDIENCE_FIELDS, CAMPAIGN_ALIASES, AudienceForm, CampaignForm, workspace_zone
 
@@ -197,12 +198,10 @@ def campaign_action(request: HttpRequest, campaign_id: int, action: str) -> Http
         raise Http404("No such action.")
     workspace = request_workspace(request)
     campaign = _campaign_get(workspace=workspace, campaign_id=campaign_id)
-    try:
-        ACTIONS[action](workspace=workspace, campaign=campaign)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, DONE[action].format(campaign.name))
-        if action == "delete":
-            return redirect("ui:campaigns")
+    changed = button_change(
+        request, lambda: ACTIONS[action](workspace=workspace, campaign=campaign),
+        done=lambda _: DONE[action].format(campaign.name),
+    )  # fmt: skip
+    if changed and action == "delete":
+        return redirect("ui:campaigns")
     return redirect("ui:campaign", campaign_id=campaign.pk)

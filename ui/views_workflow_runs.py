@@ -4,7 +4,6 @@ run through automation.services."""
 from __future__ import annotations
 
 from django import forms
-from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,8 +13,9 @@ from accounts.models import Workspace
 from automation import selectors as automation_selectors
 from automation import services as automation_services
 from automation.models import OPEN_RUN_STATUSES, RunStatus, WorkflowRun
-from core.errors import ApplicationError, NotFound
+from core.errors import NotFound
 from ui.access import request_workspace, workspace_view
+from ui.actions import button_change
 from ui.views_workflows import workflow_get
 from ui.workflow_display import run_current_step, step_path_words
 
@@ -86,10 +86,8 @@ def workflow_run_action(request: HttpRequest, run_id: int, action: str) -> HttpR
         raise Http404("No such action.")
     workspace = request_workspace(request)
     run = run_get(workspace, run_id)
-    try:
-        run = RUN_ACTIONS[action](workspace=workspace, run=run)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, f"The run is {run.status}.")
+    button_change(
+        request, lambda: RUN_ACTIONS[action](workspace=workspace, run=run),
+        done=lambda changed: f"The run is {changed.status}.",
+    )  # fmt: skip
     return redirect("ui:workflow-run", run_id=run.pk)

@@ -20,6 +20,7 @@ from automation.models import OPEN_RUN_STATUSES, RunStatus, TriggerType, Workflo
 from core.errors import ApplicationError, NotFound
 from subscribers.models import MailingList, Segment
 from ui.access import request_workspace, workspace_view
+from ui.actions import button_change
 from ui.forms_workflow_actions import (
     ACTION_KINDS,
     ActionForm,
@@ -79,15 +80,17 @@ def workflow_action(request: HttpRequest, workflow_id: int, action: str) -> Http
         raise Http404("No such action.")
     workspace = request_workspace(request)
     workflow = workflow_get(workspace, workflow_id)
-    try:
-        if action == "cancel":
-            cancelled = automation_services.workflow_cancel(workspace=workspace, workflow=workflow)
-            messages.success(request, f"{workflow.name} is paused; {cancelled} open run(s) cancelled.")
-        else:
-            workflow = WORKFLOW_ACTIONS[action](workspace=workspace, workflow=workflow)
-            messages.success(request, f"{workflow.name} is {workflow.status}.")
-    except ApplicationError as error:
-        messages.error(request, f"{workflow.name}: {error.message}")
+    if action == "cancel":
+        button_change(
+            request, lambda: automation_services.workflow_cancel(workspace=workspace, workflow=workflow),
+            done=lambda cancelled: f"{workflow.name} is paused; {cancelled} open run(s) cancelled.",
+            subject=workflow.name,
+        )  # fmt: skip
+    else:
+        button_change(
+            request, lambda: WORKFLOW_ACTIONS[action](workspace=workspace, workflow=workflow),
+            done=lambda changed: f"{changed.name} is {changed.status}.", subject=workflow.name,
+        )  # fmt: skip
     back = request.POST.get("next", "")
     if back == "edit":
         return redirect("ui:workflow", workflow_id=workflow.pk)

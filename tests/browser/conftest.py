@@ -108,3 +108,22 @@ def log_in(page: Any, email: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/app/")
+
+
+def no_horizontal_scroll(page: Any) -> bool:
+    """Nothing wider than the viewport: the page reflows on a narrow screen instead of scrolling sideways."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+OWNER_EMAIL, OWNER_PASSWORD = "owner@example.com", "browser-pass-1"
+
+
+@pytest.fixture
+def owner(workspace):
+    """The workspace's owner, who logs in with OWNER_EMAIL and OWNER_PASSWORD."""
+    from accounts.models import Role
+    from tests.factories import MembershipFactory, UserFactory
+
+    user = UserFactory(username=OWNER_EMAIL, email=OWNER_EMAIL, password=OWNER_PASSWORD)
+    MembershipFactory(workspace=workspace, user=user, role=Role.OWNER)
+    return user

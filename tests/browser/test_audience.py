@@ -8,7 +8,7 @@ import pytest
 
 from accounts.models import Role
 from subscribers.models import FieldType, MembershipStatus, Subscriber
-from tests.browser.conftest import log_in, screenshot
+from tests.browser.conftest import log_in, no_horizontal_scroll, screenshot
 from tests.factories import FieldDefinitionFactory, MembershipFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -68,5 +68,5 @@ def test_create_list_and_tag_add_a_subscriber_and_edit_a_field(page, workspace):
     page.set_viewport_size({"width": 375, "height": 800})
     for path in ["/app/lists/", "/app/tags/", "/app/fields/", "/app/subscribers/new/", page.url]:
         page.goto(path)
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+        assert no_horizontal_scroll(page), path
     screenshot(page, "subscriber-profile-narrow")

@@ -18,7 +18,7 @@ from accounts.models import Role
 from config.queues import Queue
 from sequences.models import Campaign, CampaignStatus, Message, MessageStatus
 from subscribers.models import ListMembership
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import no_horizontal_scroll, screenshot
 from tests.factories import MailingListFactory, MembershipFactory, SubscriberFactory, TemplateFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -105,11 +105,11 @@ def test_compose_send_now_and_watch_the_progress_bar_reach_100_percent(daphne, p
     screenshot(page, "campaign-sent")
 
     page.set_viewport_size({"width": 375, "height": 800})
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert no_horizontal_scroll(page)
     screenshot(page, "campaign-sent-375")
     page.goto(f"{daphne}/app/campaigns/")  # the list's table scrolls inside its own wrapper
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert no_horizontal_scroll(page)
     assert page.get_by_role("link", name="November", exact=True).is_visible()
     screenshot(page, "campaigns-375")
     page.goto(f"{daphne}/app/campaigns/new/")
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert no_horizontal_scroll(page)

@@ -9,35 +9,22 @@ import re
 
 import pytest
 
-from accounts.models import ApiKey, Role
+from accounts.models import ApiKey
 from accounts.services import api_key_authenticate
 from sequences.models import SequenceStatus
 from subscribers.models import Event, EventType, ImportJob, ImportStatus, Subscriber
-from tests.browser.conftest import log_in, screenshot
+from tests.browser.conftest import OWNER_EMAIL, OWNER_PASSWORD, log_in, no_horizontal_scroll, screenshot
 from tests.factories import (
     MailingListFactory,
-    MembershipFactory,
     SequenceFactory,
     StepFactory,
     SubscriberFactory,
     TagFactory,
-    UserFactory,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-EMAIL, PASSWORD = "owner@example.com", "browser-pass-1"
-
-
-@pytest.fixture
-def owner(workspace):
-    user = UserFactory(username=EMAIL, email=EMAIL, password=PASSWORD)
-    MembershipFactory(workspace=workspace, user=user, role=Role.OWNER)
-    return user
-
-
-def no_horizontal_scroll(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+EMAIL, PASSWORD = OWNER_EMAIL, OWNER_PASSWORD
 
 
 def test_log_in_and_visit_every_main_page(page, owner, workspace):

@@ -11,7 +11,7 @@ import pytest
 
 from accounts.models import Role
 from subscribers.models import FieldType, Segment, SubscriberStatus
-from tests.browser.conftest import log_in, screenshot
+from tests.browser.conftest import log_in, no_horizontal_scroll, screenshot
 from tests.factories import FieldDefinitionFactory, MembershipFactory, SubscriberFactory, TagFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -80,7 +80,7 @@ def test_build_preview_and_save_a_two_condition_segment(page, workspace):
     page.set_viewport_size({"width": 375, "height": 800})
     for path, name in [("/app/segments/", "segments-375"), (f"/app/segments/{segment.pk}/", "segment-builder-375")]:
         page.goto(path)
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+        assert no_horizontal_scroll(page), path
         screenshot(page, name)
 
 

@@ -8,24 +8,12 @@ import pytest
 
 from accounts.models import Membership, Role
 from automation.models import WebhookEndpoint
-from tests.browser.conftest import log_in, screenshot
-from tests.factories import MembershipFactory, UserFactory
+from tests.browser.conftest import OWNER_EMAIL, OWNER_PASSWORD, log_in, no_horizontal_scroll, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-EMAIL, PASSWORD = "owner@example.com", "browser-pass-1"
+EMAIL, PASSWORD = OWNER_EMAIL, OWNER_PASSWORD
 HOOK_URL = "https://93.184.215.14/hooks/in"  # a public address: nothing to resolve, nothing is sent
-
-
-@pytest.fixture
-def owner(workspace):
-    user = UserFactory(username=EMAIL, email=EMAIL, password=PASSWORD)
-    MembershipFactory(workspace=workspace, user=user, role=Role.OWNER)
-    return user
-
-
-def no_horizontal_scroll(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_create_a_webhook_and_see_its_secret_once(page, owner, workspace):

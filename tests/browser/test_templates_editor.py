@@ -9,7 +9,7 @@ from django.core import mail
 
 from accounts.models import Role
 from sequences.models import Template
-from tests.browser.conftest import log_in, screenshot
+from tests.browser.conftest import log_in, no_horizontal_scroll, screenshot
 from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -84,4 +84,4 @@ def test_create_preview_switch_width_and_send_a_test(page, workspace, settings):
     page.set_viewport_size({"width": 375, "height": 800})
     for path in ["/app/templates/", page.url]:
         page.goto(path)
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+        assert no_horizontal_scroll(page), path

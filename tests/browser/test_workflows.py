@@ -10,7 +10,7 @@ from accounts.models import Role
 from automation.engine import run_advance
 from automation.models import Workflow, WorkflowStatus
 from automation.runs import workflow_run_start
-from tests.browser.conftest import log_in, screenshot
+from tests.browser.conftest import log_in, no_horizontal_scroll, screenshot
 from tests.factories import MembershipFactory, SubscriberFactory, TagFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,10 +21,6 @@ EMAIL, PASSWORD = "marketer@example.com", "browser-pass-1"
 def settled(page) -> None:
     """Wait until htmx has settled what it swapped in (only then are the new inputs' hx- attributes live)."""
     page.locator(".htmx-added, .htmx-settling, .htmx-request").first.wait_for(state="detached")
-
-
-def no_horizontal_scroll(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_build_activate_and_watch_a_run_in_the_log(page, workspace):
